@@ -1,0 +1,128 @@
+"""Artifact manifests: what an artifact is, its content hash, its parents and how it was made.
+
+Each artifact folder (prepared data, teacher, teacher outputs, baseline, student, reports,
+search trials) holds a ``manifest.json``::
+
+    {"artifact": "artifacts/teacher", "kind": "teacher", "sha256": "...",
+     "files": {"model.safetensors": "<sha256>"},
+     "parents": [{"artifact": "artifacts/data", "kind": "dataset", "sha256": "..."}],
+     "spec": {...the spec section that made it...}, "metrics": {...},
+     "git": {"commit": "...", "dirty": false}, "packages": {"torch": "2.13.0", ...},
+     "created": "2026-11-27T18:00:00Z"}
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable
+
+from autokd.utils.io import atomic_write_json
+
+MANIFEST = "manifest.json"
+PACKAGES = ("autokd", "torch", "numpy", "scikit-learn", "pydantic", "safetensors", "dvc", "ray", "optuna")
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def content_sha256(files: dict[str, str]) -> str:
+    """One hash for a set of named file hashes."""
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(f"{name}\0{files[name]}\n".encode())
+    return h.hexdigest()
+
+
+def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str]:
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def git_state(cwd: str | Path | None = None) -> dict[str, Any]:
+    """The current commit and whether tracked files differ from it (``unknown`` outside git)."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": "unknown", "dirty": None}
+    return {"commit": commit or "unknown", "dirty": bool(dirty) if commit else None}
+
+
+def read_manifest(artifact: str | Path) -> dict[str, Any]:
+    path = Path(artifact)
+    if path.is_dir():
+        path = path / MANIFEST
+    if not path.exists():
+        raise FileNotFoundError(f"no manifest at {path}")
+    return json.loads(path.read_text())
+
+
+def _rel(path: Path, root: Path | None) -> str:
+    if root is not None:
+        try:
+            return str(path.resolve().relative_to(root.resolve()))
+        except ValueError:
+            pass
+    return str(path)
+
+
+def write_manifest(
+    artifact_dir: str | Path,
+    *,
+    kind: str,
+    content: Iterable[str | Path],
+    parents: Iterable[str | Path] = (),
+    spec: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    root: str | Path | None = None,
+) -> dict[str, Any]:
+    """Hash ``content`` files (inside ``artifact_dir``), link ``parents`` by their
+    manifests, and write ``artifact_dir/manifest.json`` atomically."""
+    artifact_dir = Path(artifact_dir)
+    root_p = Path(root) if root is not None else None
+    files = {}
+    for f in content:
+        p = Path(f)
+        if not p.is_absolute() and not p.exists():
+            p = artifact_dir / p
+        files[_rel(p, artifact_dir)] = file_sha256(p)
+    parent_entries = []
+    for parent in parents:
+        pm = read_manifest(parent)
+        parent_entries.append({"artifact": pm["artifact"], "kind": pm["kind"], "sha256": pm["sha256"]})
+    manifest = {
+        "artifact": _rel(artifact_dir, root_p),
+        "kind": kind,
+        "sha256": content_sha256(files),
+        "files": files,
+        "parents": parent_entries,
+        "spec": spec or {},
+        "metrics": metrics or {},
+        "git": git_state(root_p),
+        "packages": package_versions(),
+        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if extra:
+        manifest.update(extra)
+    atomic_write_json(artifact_dir / MANIFEST, manifest)
+    return manifest

@@ -1,0 +1,110 @@
+"""The model registry: family name -> (builder, pydantic parameter model)."""
+
+from __future__ import annotations
+
+import importlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from pydantic import BaseModel
+from torch import nn
+
+
+class ModelBuildError(ValueError):
+    """A model could not be built from its spec (unknown family, bad import path, shapes)."""
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    name: str
+    params: type[BaseModel]
+    build: Callable[..., nn.Module]
+    summary: str
+
+
+MODELS: dict[str, ModelFamily] = {}
+
+
+def register_model(name: str, params: type[BaseModel]):
+    """Register ``build(params, input_shape, num_classes) -> nn.Module`` under ``name``."""
+
+    def deco(fn: Callable[..., nn.Module]):
+        if name in MODELS:
+            raise ValueError(f"model family {name!r} registered twice")
+        summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+        MODELS[name] = ModelFamily(name=name, params=params, build=fn, summary=summary)
+        return fn
+
+    return deco
+
+
+def is_import_path(name: str) -> bool:
+    """``pkg.mod:Class`` names a user's own model class."""
+    return ":" in name
+
+
+def import_object(path: str) -> Any:
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ModelBuildError(f"cannot import module {module_name!r} for model {path!r}: {exc}") from exc
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ModelBuildError(f"module {module_name!r} has no attribute {attr!r} (model {path!r})")
+        obj = getattr(obj, part)
+    return obj
+
+
+def build_model(
+    name: str, params: BaseModel | dict[str, Any] | None, input_shape: tuple[int, ...], num_classes: int
+) -> nn.Module:
+    """Build a model of family ``name`` for inputs of ``input_shape`` (no batch dim)."""
+    if is_import_path(name):
+        cls = import_object(name)
+        kwargs = dict(params or {}) if not isinstance(params, BaseModel) else params.model_dump()
+        try:
+            model = cls(input_shape=tuple(input_shape), num_classes=num_classes, **kwargs)
+        except TypeError as exc:
+            raise ModelBuildError(
+                f"custom model {name!r} must accept (input_shape, num_classes, **params): {exc}"
+            ) from exc
+        if not isinstance(model, nn.Module):
+            raise ModelBuildError(f"custom model {name!r} did not return an nn.Module")
+        return model
+    if name not in MODELS:
+        raise ModelBuildError(f"unknown model family {name!r}; available: {sorted(MODELS)}")
+    fam = MODELS[name]
+    if params is None:
+        params = fam.params()
+    elif isinstance(params, dict):
+        params = fam.params(**params)
+    return fam.build(params, tuple(input_shape), int(num_classes))
+
+
+def count_params(model: nn.Module, trainable_only: bool = True) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def forward_with_features(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, "OrderedDict[str, torch.Tensor]"]:
+    """Logits and named features; models that do not expose features give an empty dict."""
+    try:
+        out = model(x, return_features=True)
+    except TypeError:
+        return model(x), OrderedDict()
+    if isinstance(out, tuple) and len(out) == 2:
+        return out[0], out[1]
+    return out, OrderedDict()
+
+
+def feature_names(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    """Names and shapes (without batch dim) of the features a model exposes."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        _, feats = forward_with_features(model, torch.zeros(2, *input_shape))
+    model.train(was_training)
+    return {k: tuple(v.shape[1:]) for k, v in feats.items()}

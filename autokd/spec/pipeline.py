@@ -1,0 +1,146 @@
+"""The pipeline spec: the one source of truth for every knob of ``dvc repro``.
+
+A spec is YAML validated by these pydantic models (unknown keys are errors). Model and
+method parameters are validated a second time against the registries that own them
+(``autokd.models``, ``autokd.losses``); see :mod:`autokd.spec.load`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SplitSpec(Strict):
+    """Fractions of a stratified train/val/test split (must sum to 1)."""
+
+    train: float = Field(0.6, gt=0, lt=1)
+    val: float = Field(0.2, ge=0, lt=1)
+    test: float = Field(0.2, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _sums_to_one(self):
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + val + test must sum to 1, found {total:g}")
+        return self
+
+
+class DataSpec(Strict):
+    """Where the data comes from and how it is split."""
+
+    source: str = Field("digits", description="reader name: digits, mnist_idx, cifar10, cifar100, image_folder, csv, npz")
+    path: str | None = Field(None, description="file or folder for on-disk sources (relative to the repo root)")
+    options: dict[str, Any] = Field(default_factory=dict, description="reader options, e.g. label_column for csv")
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    seed: int = Field(0, description="seed of the stratified split")
+    normalize: bool = Field(True, description="standardise each channel/feature with training-split statistics")
+    max_samples: PositiveInt | None = Field(None, description="keep a stratified subset of this size (quick runs)")
+
+
+class AugmentSpec(Strict):
+    """Train-time augmentation. When enabled, cached teacher outputs no longer match the
+    inputs, so distillation runs the teacher on every augmented batch."""
+
+    enabled: bool = False
+    crop_padding: int = Field(1, ge=0, description="random shift: pad by this many pixels, then crop back")
+    hflip: bool = Field(False, description="random horizontal flip (off for digits: flips change meaning)")
+    noise_std: float = Field(0.0, ge=0, description="additive Gaussian noise (in normalised units)")
+
+
+class TrainSpec(Strict):
+    """One training loop's knobs; every model (teacher, baseline, student) has its own block."""
+
+    optimizer: Literal["sgd", "adamw"] = "adamw"
+    lr: float = Field(3e-3, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD only")
+    nesterov: bool = Field(False, description="SGD only")
+    weight_decay: float = Field(5e-4, ge=0)
+    schedule: Literal["cosine", "step", "constant"] = "cosine"
+    step_size: PositiveInt = Field(30, description="epochs between decays (schedule: step)")
+    gamma: float = Field(0.1, gt=0, le=1, description="decay factor (schedule: step)")
+    warmup_epochs: int = Field(0, ge=0, description="linear learning-rate warm-up")
+    epochs: PositiveInt = 40
+    batch_size: PositiveInt = 64
+    seed: int = 0
+    grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this value")
+    augment: AugmentSpec = Field(default_factory=AugmentSpec)
+
+
+class ModelSpec(Strict):
+    """A model by registry name (``mlp``, ``cnn``, ``resnet_s1``) or import path
+    (``my_pkg.models:MyNet``, built as ``MyNet(input_shape=…, num_classes=…, **params)``)."""
+
+    name: str = "cnn"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class RoleSpec(Strict):
+    """A model and how to train it."""
+
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+
+
+class FeaturePair(Strict):
+    """A student feature distilled toward a teacher feature (adapter added if shapes differ)."""
+
+    student: str
+    teacher: str
+    weight: float = Field(1.0, ge=0)
+
+
+class DistillSpec(Strict):
+    """The distillation objective L = (1 - alpha) * CE + alpha * D, D the method's term.
+
+    For ``kd``: D = T^2 * KL(softmax(z_t/T) || softmax(z_s/T)) (Hinton et al.; survey eq. 1).
+    """
+
+    method: str = Field("kd", description="a name from `autokd methods`")
+    temperature: float = Field(4.0, gt=0, description="T: softens both distributions")
+    alpha: float = Field(0.9, ge=0, le=1, description="lambda: weight of the distillation term")
+    params: dict[str, Any] = Field(default_factory=dict, description="the method's own parameters")
+    features: list[FeaturePair] = Field(
+        default_factory=list, description="feature pairs for feature/relation methods (default: pool -> pool)"
+    )
+    teacher_outputs: Literal["auto", "cache", "live"] = Field(
+        "auto",
+        description="auto: cached teacher logits unless augmentation or a feature method needs the teacher live",
+    )
+
+
+class EvaluateSpec(Strict):
+    """Evaluation knobs (test split)."""
+
+    ece_bins: PositiveInt = 15
+    latency_runs: PositiveInt = Field(100, description="timed batch-1 forward passes (median reported)")
+    latency_warmup: int = Field(10, ge=0)
+    latency_threads: PositiveInt = Field(1, description="torch threads while timing latency/throughput")
+    throughput_batch: PositiveInt = 256
+
+
+class RuntimeSpec(Strict):
+    """Where training runs. ``device: auto`` picks CUDA when present (with AMP)."""
+
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
+    amp: Literal["auto", "on", "off"] = Field("auto", description="mixed precision: auto = on for CUDA")
+    num_threads: PositiveInt | None = Field(None, description="torch CPU threads (None: torch default)")
+
+
+class PipelineSpec(Strict):
+    """A whole declarative KD pipeline."""
+
+    name: str = "default"
+    data: DataSpec = Field(default_factory=DataSpec)
+    teacher: RoleSpec = Field(default_factory=RoleSpec)
+    student: RoleSpec = Field(default_factory=RoleSpec)
+    distill: DistillSpec = Field(default_factory=DistillSpec)
+    evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
+    runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)

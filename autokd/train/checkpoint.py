@@ -1,0 +1,102 @@
+"""Per-epoch training checkpoints in safetensors (no pickle), written atomically.
+
+One file holds every tensor (model, optimizer state, extra modules, RNG states); its
+safetensors metadata holds a JSON document with the rest (epoch, history, optimizer
+hyperparameters, the run's fingerprint).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from autokd.utils.io import atomic_path
+
+CKPT_NAME = "last.safetensors"
+
+
+def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    plain_state: dict[str, dict[str, Any]] = {}
+    for pid, state in sd["state"].items():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim.{pid}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                plain_state.setdefault(str(pid), {})[key] = value
+    return tensors, {"param_groups": sd["param_groups"], "plain_state": plain_state}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        _, pid, key = name.split(".", 2)
+        state.setdefault(int(pid), {})[key] = value
+    for pid, extra in meta.get("plain_state", {}).items():
+        state.setdefault(int(pid), {}).update(extra)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    extra: nn.Module | None,
+    meta: dict[str, Any],
+) -> None:
+    """Write model + optimizer + extra-module state and ``meta`` atomically to ``path``."""
+    tensors: dict[str, torch.Tensor] = {}
+    for k, v in model.state_dict().items():
+        tensors[f"model.{k}"] = v.detach().cpu().contiguous()
+    if extra is not None:
+        for k, v in extra.state_dict().items():
+            tensors[f"extra.{k}"] = v.detach().cpu().contiguous()
+    opt_tensors, opt_meta = _flatten_optimizer(optimizer)
+    tensors.update(opt_tensors)
+    tensors["rng.torch"] = torch.get_rng_state()
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda{i}"] = s
+    doc = dict(meta)
+    doc["optimizer"] = opt_meta
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"autokd": json.dumps(doc)})
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a checkpoint's tensors and metadata (no code is executed)."""
+    tensors = {}
+    with safe_open(str(path), framework="pt") as fh:
+        meta = json.loads(fh.metadata()["autokd"])
+        for key in fh.keys():
+            tensors[key] = fh.get_tensor(key)
+    return tensors, meta
+
+
+def restore(
+    tensors: dict[str, torch.Tensor],
+    meta: dict[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    extra: nn.Module | None,
+) -> None:
+    """Load a checkpoint's state into live objects (model, optimizer, extra, RNG)."""
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    if extra is not None:
+        extra_sd = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
+        if extra_sd:
+            extra.load_state_dict(extra_sd)
+    opt_t = {k: v for k, v in tensors.items() if k.startswith("optim.")}
+    optimizer.load_state_dict(_unflatten_optimizer(opt_t, meta["optimizer"]))
+    torch.set_rng_state(tensors["rng.torch"])
+    if torch.cuda.is_available():
+        states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda")]
+        if states:
+            torch.cuda.set_rng_state_all(states)

@@ -1,0 +1,284 @@
+"""The one training loop for every model: teacher, baseline, student and search trials.
+
+- SGD or AdamW; cosine, step or constant schedule with linear warm-up (the learning rate is
+  a pure function of the epoch, so nothing about the schedule needs checkpointing);
+- a checkpoint per epoch (safetensors, atomic) and resume after a crash or Ctrl-C;
+- a NaN/Inf loss stops the run with a message naming the epoch and step;
+- deterministic on CPU: same spec and seed give bit-identical metrics, resumed or not;
+- AMP on CUDA.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from autokd.data.batches import Batch, BatchIterator
+from autokd.data.prepare import Split
+from autokd.spec.pipeline import TrainSpec
+from autokd.train.checkpoint import CKPT_NAME, load_checkpoint, restore, save_checkpoint
+from autokd.train.device import autocast
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or Inf; the run stops (a search marks only this trial failed)."""
+
+    def __init__(self, epoch: int, step: int, value: float, parts: dict[str, float] | None = None):
+        self.epoch, self.step, self.value, self.parts = epoch, step, value, parts or {}
+        detail = ", ".join(f"{k}={v:.4g}" for k, v in self.parts.items())
+        super().__init__(
+            f"non-finite loss ({value}) at epoch {epoch + 1}, step {step + 1}"
+            + (f" [{detail}]" if detail else "")
+            + "; lower the learning rate or temperature, or enable grad_clip"
+        )
+
+
+class Objective(Protocol):
+    """Computes the training loss of one batch. May own parameters (adapters, learnable T)."""
+
+    def __call__(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Return (loss, student logits, named loss parts)."""
+
+    def parameters(self): ...
+
+
+class CrossEntropyObjective(nn.Module):
+    """Labels only: L = CE(z_s, y)."""
+
+    def forward(self, model: nn.Module, batch: Batch):
+        logits = model(batch.x)
+        loss = F.cross_entropy(logits, batch.y)
+        return loss, logits, {"ce": loss.detach()}
+
+
+def lr_factor(cfg: TrainSpec, epoch: int) -> float:
+    """Learning-rate multiplier for a 0-based epoch."""
+    if cfg.warmup_epochs and epoch < cfg.warmup_epochs:
+        return (epoch + 1) / (cfg.warmup_epochs + 1)
+    if cfg.schedule == "constant":
+        return 1.0
+    if cfg.schedule == "step":
+        return cfg.gamma ** ((epoch - cfg.warmup_epochs) // cfg.step_size)
+    span = max(cfg.epochs - cfg.warmup_epochs, 1)
+    t = (epoch - cfg.warmup_epochs) / span
+    return 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def make_optimizer(cfg: TrainSpec, params) -> torch.optim.Optimizer:
+    params = [p for p in params if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+            weight_decay=cfg.weight_decay,
+        )
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+@torch.no_grad()
+def evaluate_split(model: nn.Module, split: Split, device: torch.device, batch_size: int = 512) -> dict[str, float]:
+    """Loss and accuracy of ``model`` on a whole split (eval mode)."""
+    if len(split) == 0:
+        return {}
+    was = model.training
+    model.eval()
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(split), batch_size):
+        x = split.x[start : start + batch_size].to(device)
+        y = split.y[start : start + batch_size].to(device)
+        logits = model(x).float()
+        total_loss += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
+    model.train(was)
+    return {"loss": total_loss / len(split), "accuracy": correct / len(split)}
+
+
+def fingerprint(*parts: Any) -> str:
+    """A stable hash of JSON-able run descriptions (guards a resume against a changed spec)."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class TrainResult:
+    history: list[dict[str, float]]
+    epochs_run: int
+    resumed_from: int | None
+    seconds: float
+    final: dict[str, float] = field(default_factory=dict)
+
+
+class Progress:
+    """A rich progress bar on a terminal, one plain line per epoch otherwise."""
+
+    def __init__(self, name: str, epochs: int, steps: int, enabled: bool = True):
+        self.name, self.epochs, self.steps = name, epochs, steps
+        self.enabled = enabled
+        self.tty = enabled and sys.stdout.isatty()
+        self._bar = None
+        if self.tty:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
+
+            self._bar = RichProgress(
+                TextColumn(f"[bold]{name}[/]"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(name, total=epochs * steps, info="")
+
+    def skip_to(self, epoch: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=epoch * self.steps)
+
+    def step(self) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task)
+
+    def epoch(self, rec: dict[str, float]) -> None:
+        info = (
+            f"epoch {int(rec['epoch'])}/{self.epochs} loss {rec['train_loss']:.4f} "
+            f"acc {rec['train_accuracy']:.4f}"
+            + (f" val_acc {rec['val_accuracy']:.4f}" if "val_accuracy" in rec else "")
+            + f" lr {rec['lr']:.2e} {rec['seconds']:.1f}s"
+        )
+        if self._bar is not None:
+            self._bar.update(self._task, info=info)
+        elif self.enabled:
+            print(f"[{self.name}] {info}", flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def train(
+    model: nn.Module,
+    train_split: Split,
+    val_split: Split,
+    cfg: TrainSpec,
+    objective: nn.Module,
+    *,
+    device: torch.device,
+    amp: bool = False,
+    checkpoint_dir: str | Path | None = None,
+    run_fingerprint: str = "",
+    name: str = "model",
+    on_epoch: Callable[[dict[str, float], int], None] | None = None,
+    replay: Callable[[dict[str, float]], None] | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``model`` with ``objective`` for ``cfg.epochs`` epochs, resuming if possible.
+
+    ``on_epoch(record, epoch)`` is called after each epoch's checkpoint (a search trial
+    reports there); ``replay(record)`` receives the epochs restored from a checkpoint so
+    loggers can rebuild their history.
+    """
+    start_time = time.perf_counter()
+    model.to(device)
+    objective.to(device)
+    optimizer = make_optimizer(cfg, list(model.parameters()) + list(objective.parameters()))
+    scaler = torch.amp.GradScaler("cuda") if amp and device.type == "cuda" else None
+    batches = BatchIterator(train_split.x, train_split.y, cfg.batch_size, True, cfg.seed, cfg.augment)
+
+    history: list[dict[str, float]] = []
+    first_epoch, resumed_from = 0, None
+    ckpt_path = Path(checkpoint_dir) / CKPT_NAME if checkpoint_dir else None
+    if ckpt_path is not None and ckpt_path.exists():
+        tensors, meta = load_checkpoint(ckpt_path)
+        if meta.get("fingerprint") == run_fingerprint:
+            restore(tensors, meta, model, optimizer, objective)
+            history = meta["history"]
+            first_epoch = resumed_from = int(meta["epoch"]) + 1
+            if progress and first_epoch < cfg.epochs:
+                print(f"[{name}] resuming from checkpoint after epoch {first_epoch}/{cfg.epochs}", flush=True)
+        elif progress:
+            print(f"[{name}] ignoring checkpoint from a different configuration; starting fresh", flush=True)
+    for rec in history:
+        if replay is not None:
+            replay(rec)
+
+    bar = Progress(name, cfg.epochs, len(batches), enabled=progress)
+    bar.skip_to(first_epoch)
+    try:
+        for epoch in range(first_epoch, cfg.epochs):
+            t0 = time.perf_counter()
+            lr = cfg.lr * lr_factor(cfg, epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            if hasattr(objective, "on_epoch_start"):
+                objective.on_epoch_start(epoch, cfg.epochs)
+            batches.set_epoch(epoch)
+            model.train()
+            objective.train()
+            sum_loss, sum_correct, seen = 0.0, 0, 0
+            for step, batch in enumerate(batches):
+                batch = Batch(batch.x.to(device), batch.y.to(device), batch.idx, batch.augmented)
+                with autocast(device, amp):
+                    loss, logits, parts = objective(model, batch)
+                value = loss.item()
+                if not math.isfinite(value):
+                    raise NonFiniteLossError(epoch, step, value, {k: float(v) for k, v in parts.items()})
+                optimizer.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    if cfg.grad_clip:
+                        scaler.unscale_(optimizer)
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    if cfg.grad_clip:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    optimizer.step()
+                n = batch.y.shape[0]
+                sum_loss += value * n
+                sum_correct += (logits.detach().argmax(1) == batch.y).sum().item()
+                seen += n
+                bar.step()
+            rec = {
+                "epoch": epoch + 1,
+                "lr": lr,
+                "train_loss": sum_loss / seen,
+                "train_accuracy": sum_correct / seen,
+            }
+            val = evaluate_split(model, val_split, device)
+            rec.update({f"val_{k}": v for k, v in val.items()})
+            rec["seconds"] = time.perf_counter() - t0
+            history.append(rec)
+            if ckpt_path is not None:
+                save_checkpoint(
+                    ckpt_path, model, optimizer, objective,
+                    {"epoch": epoch, "history": history, "fingerprint": run_fingerprint, "name": name},
+                )
+            bar.epoch(rec)
+            if on_epoch is not None:
+                on_epoch(rec, epoch)
+    except KeyboardInterrupt:
+        bar.close()
+        done = len(history)
+        print(
+            f"\n[{name}] interrupted; {done} epoch(s) checkpointed"
+            + (f" in {checkpoint_dir}; run again to resume" if ckpt_path else ""),
+            file=sys.stderr, flush=True,
+        )
+        raise
+    finally:
+        bar.close()
+    final = {k: v for k, v in (history[-1] if history else {}).items()}
+    return TrainResult(
+        history=history,
+        epochs_run=len(history) - (resumed_from or 0),
+        resumed_from=resumed_from,
+        seconds=time.perf_counter() - start_time,
+        final=final,
+    )
