@@ -118,7 +118,7 @@ def write_manifest(
         "parents": parent_entries,
         "spec": spec or {},
         "metrics": metrics or {},
-        "git": git_state(root_p),
+        "git": git_state(),
         "packages": package_versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }

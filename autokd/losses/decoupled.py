@@ -161,8 +161,8 @@ class CAKDParams(BaseModel):
     "cakd",
     kind="logit",
     paper=(
-        "Correlation-aware knowledge distillation: KL decomposed over strong (target + teacher's top "
-        "classes) and weak class sets; generalises Zhao et al., Decoupled KD, CVPR 2022"
+        "Zhang, Chen, Ning, Yang & Yuan. CAKD: A Correlation-Aware Knowledge Distillation Framework Based "
+        "on Decoupling Kullback-Leibler Divergence. arXiv:2410.14741, 2024"
     ),
     params=CAKDParams,
 )
@@ -186,8 +186,11 @@ class CAKDLoss(nn.Module):
         L = T² · mean_b(bcd_weight · BCD + scd_weight · p_S^t · SCD + wcd_weight · p_W^t · WCD)
 
     With all three weights 1 the loss equals ``kd`` at the same temperature; with strong_k = 1,
-    BCD and WCD are DKD's TCKD and NCKD (SCD = 0). Batch-mean reduction and the T² factor follow
-    the KD/DKD reference code (mdistiller).
+    BCD and WCD are DKD's TCKD and NCKD (SCD = 0). The paper names the three parts (binary,
+    strong-correlation and weak-correlation divergences) but no reference code was available to
+    us; the strong-set rule above, the teacher-mass weighting that makes the decomposition exact,
+    the batch-mean reduction and the T² factor (as in the KD/DKD code of mdistiller) are our
+    choices.
     """
 
     def __init__(

@@ -94,9 +94,13 @@ _EXPECT = {
 }
 
 
+def _num(v: Any) -> Any:
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
 def _expected_text(err: dict) -> str:
     t = err["type"]
-    ctx = err.get("ctx") or {}
+    ctx = {k: _num(v) for k, v in (err.get("ctx") or {}).items()}
     if t in _EXPECT:
         return _EXPECT[t]
     if t == "greater_than":
