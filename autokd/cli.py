@@ -22,6 +22,10 @@ app = typer.Typer(
 )
 lineage_app = typer.Typer(help="Artifact lineage (data -> teacher -> student).", no_args_is_help=True)
 app.add_typer(lineage_app, name="lineage")
+search_app = typer.Typer(help="Searches: hyperparameters (Ray Tune + Optuna), student architectures.",
+                         no_args_is_help=True)
+app.add_typer(search_app, name="search")
+# --- search commands: each module defines a typer command function with lazy heavy imports ---
 
 
 def _fail(message: str, code: int) -> None:
