@@ -119,7 +119,7 @@ def _train_role(
     seed_everything(role_spec.train.seed)
     model = build_model(role_spec.model.name, role_spec.model.params, data.input_shape, data.num_classes)
     objective = make_objective(model)
-    fp = fingerprint(role, dump_spec(role_spec), data.sha256, extra_fingerprint)
+    fp = fingerprint(role, dump_spec(role_spec), dump_spec(spec.runtime), data.sha256, extra_fingerprint)
     live = LiveLogger(layout.live(role))
     try:
         result = train(
