@@ -134,3 +134,11 @@ def test_adamw_and_sgd_both_learn():
     for opt in ("adamw", "sgd"):
         _, res = _run(TrainSpec(epochs=6, batch_size=16, lr=0.03 if opt == "sgd" else 0.01, optimizer=opt))
         assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
+
+
+def test_damaged_checkpoint_starts_fresh(tmp_path):
+    (tmp_path / CKPT_NAME).write_bytes(b"\x00garbage")
+    _, res = _run(TrainSpec(epochs=2, batch_size=16), ckpt=tmp_path)
+    assert res.resumed_from is None and len(res.history) == 2
+    _, meta = load_checkpoint(tmp_path / CKPT_NAME)
+    assert meta["epoch"] == 1

@@ -66,7 +66,7 @@ def save_checkpoint(
             tensors[f"rng.cuda{i}"] = s
     doc = dict(meta)
     doc["optimizer"] = opt_meta
-    with atomic_path(path) as tmp:
+    with atomic_path(path, fsync=False) as tmp:
         save_file(tensors, str(tmp), metadata={"autokd": json.dumps(doc)})
 
 

@@ -193,14 +193,18 @@ def train(
     first_epoch, resumed_from = 0, None
     ckpt_path = Path(checkpoint_dir) / CKPT_NAME if checkpoint_dir else None
     if ckpt_path is not None and ckpt_path.exists():
-        tensors, meta = load_checkpoint(ckpt_path)
-        if meta.get("fingerprint") == run_fingerprint:
+        try:
+            tensors, meta = load_checkpoint(ckpt_path)
+        except Exception as exc:  # a damaged file (e.g. power loss before the data hit disk)
+            print(f"[{name}] checkpoint {ckpt_path} is unreadable ({exc}); starting fresh", flush=True)
+            tensors, meta = {}, {}
+        if meta and meta.get("fingerprint") == run_fingerprint:
             restore(tensors, meta, model, optimizer, objective)
             history = meta["history"]
             first_epoch = resumed_from = int(meta["epoch"]) + 1
             if progress and first_epoch < cfg.epochs:
                 print(f"[{name}] resuming from checkpoint after epoch {first_epoch}/{cfg.epochs}", flush=True)
-        elif progress:
+        elif meta and progress:
             print(f"[{name}] ignoring checkpoint from a different configuration; starting fresh", flush=True)
     for rec in history:
         if replay is not None:
