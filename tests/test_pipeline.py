@@ -207,3 +207,33 @@ def test_dvc_repro_caches_and_reruns_only_what_changed(tmp_path, tiny_spec_text)
     shown = json.loads(_sh(["dvc", "exp", "show", "--json"], work, env))
     text = json.dumps(shown)
     assert '"t2"' in text and "kd_gain" in text
+
+
+def test_stage_interrupted_then_rerun_resumes_to_the_same_model(tmp_path, tiny_run, monkeypatch, capsys):
+    """Ctrl-C inside train_teacher, then the same stage again: it resumes from the checkpoint
+    and ends with exactly the model an uninterrupted run produced."""
+    import autokd.stages as stages
+    from autokd.lineage import file_sha256
+
+    spec, ref_layout, _ = tiny_run
+    layout = Layout(tmp_path)
+    prepare(spec, layout)
+    calls = {"n": 0}
+    original = stages.LiveLogger.log
+
+    def interrupt_after_first_epoch(self, rec, *a):
+        original(self, rec, *a)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(stages.LiveLogger, "log", interrupt_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_teacher(spec, layout, progress=True)
+    assert "run again to resume" in capsys.readouterr().err
+    monkeypatch.setattr(stages.LiveLogger, "log", original)
+    train_teacher(spec, layout, progress=True)
+    assert "resuming from checkpoint after epoch 1/3" in capsys.readouterr().out
+    assert file_sha256(layout.model_dir("teacher") / "model.safetensors") == file_sha256(
+        ref_layout.model_dir("teacher") / "model.safetensors"
+    )
