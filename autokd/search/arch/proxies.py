@@ -51,7 +51,8 @@ from torch import nn
 from autokd.models.registry import count_params, forward_with_features
 
 BASELINES = ("params", "flops")
-_RELU_LIKE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU)
+# activations whose pre-activation sign gives NASWOT's binary code
+_RELU_LIKE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.Tanh)
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
@@ -202,9 +203,14 @@ def gram_distance(g_t: torch.Tensor, g_s: torch.Tensor) -> float:
 def final_layer_grad(model: nn.Module, batch: ProxyBatch) -> torch.Tensor:
     """∂L_CE/∂W of the final layer after one forward/backward on ``batch`` (no ``.grad`` left)."""
     head = final_layer(model)
-    logits = model(batch.x)
-    loss = F.cross_entropy(logits, batch.y)
-    (g,) = torch.autograd.grad(loss, [head.weight])
+    needed = head.weight.requires_grad
+    head.weight.requires_grad_(True)
+    try:
+        with torch.enable_grad():
+            loss = F.cross_entropy(model(batch.x), batch.y)
+            (g,) = torch.autograd.grad(loss, [head.weight])
+    finally:
+        head.weight.requires_grad_(needed)
     return g.detach()
 
 
@@ -303,7 +309,7 @@ def synflow(model: nn.Module, batch: ProxyBatch) -> float:
     params = _params(net)
     r = net(torch.ones(1, *batch.input_shape, dtype=torch.float64)).sum()
     grads = torch.autograd.grad(r, params, allow_unused=True)
-    return float(sum((p * g).abs().sum() for p, g in zip(params, grads) if g is not None))
+    return float(sum((p.detach() * g).abs().sum() for p, g in zip(params, grads) if g is not None))
 
 
 @register_proxy("snip", higher_is_better=True, log_scale=True,

@@ -9,10 +9,10 @@ algorithm and top-k. ``search_spaces/students.yaml`` is the default::
     root: .                            # pipeline root holding artifacts/{data,teacher,...}
     student:
       family: cnn
-      fixed: {batch_norm: true}        # passed to every candidate
+      fixed: {dropout: 0.0}            # passed to every candidate (never a searched key)
       stem_width: [4, 8]
       depth: [[1, 2], [1, 2]]          # choices per stage
-      width: [[4, 8, 16], [8, 16]]
+      width: [[4, 8, 16], [8, 16, 32]]
       kernel_size: [3, 5]
       block: [basic, plain]
     constraints: {max_params: 20000, max_latency_ms: 2.0, latency: {device: cpu, batch_size: 1, threads: 1}}

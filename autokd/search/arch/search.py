@@ -1,0 +1,360 @@
+"""Score candidates and rank them: exhaustive enumeration or regularized evolution.
+
+Candidates are built, checked against the constraints, scored and freed one at a time (the
+teacher's signals are computed once, before the loop), so memory stays flat however large
+the space. Each candidate's weights are initialised with a torch seed derived from the
+search seed and the candidate's key, so a candidate gets the same score whatever order it is
+visited in: same seed, same ranking.
+
+Combination (higher is better):
+- ``rank``: mean over proxies of (n − rank) / (n − 1), rank 1 the best of n candidates;
+- ``zscore``: mean over proxies of the z-score of the oriented value (log first for
+  heavy-tailed proxies: synflow, snip, grad_norm, params, flops).
+Distances (DisWOT terms) are negated before either, so "higher is better" holds for all.
+
+Regularized evolution (Real et al., AAAI 2019): a population of ``population`` admitted
+candidates; each cycle samples ``sample`` of them, mutates the fittest (one gene) and adds
+the child, removing the oldest. Fitness is the combined score over every candidate scored so
+far. It stops after ``budget`` distinct admitted candidates (or when the space runs out).
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import resource
+import statistics
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+from scipy.stats import rankdata
+
+from autokd.models.registry import build_model
+from autokd.search.arch.constraints import Measurement, check
+from autokd.search.arch.proxies import BASELINES, PROXIES, ProxyBatch, TeacherSignals, compute_proxy
+from autokd.search.arch.space import ArchSpaceSpec, Candidate
+
+
+def candidate_seed(seed: int, key: str) -> int:
+    """The torch seed a candidate is initialised with (independent of visiting order)."""
+    return zlib.crc32(f"{seed}:{key}".encode())
+
+
+def rss_mb() -> float:
+    """Current resident set size of this process in MiB (Linux /proc; peak elsewhere)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            pages = int(fh.read().split()[1])
+        import os
+
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError):
+        return peak_rss_mb()
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MiB (ru_maxrss is KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass
+class Scored:
+    candidate: Candidate
+    measurement: Measurement
+    values: dict[str, float]
+    ms: dict[str, float]
+    rss_mb: float
+
+
+@dataclass
+class Rejected:
+    candidate: Candidate
+    measurement: Measurement
+    reason: str
+    ms: float
+
+
+@dataclass
+class SearchResult:
+    spec: ArchSpaceSpec
+    ranked: list[Scored]  # best first
+    combined: list[float]  # aligned with ranked
+    ranks: dict[str, list[float]]  # per proxy, aligned with ranked (1 = best)
+    rejected: list[Rejected]
+    proxies: list[str]  # every proxy computed (the space's plus the baselines)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def top(self, k: int) -> list[Scored]:
+        return self.ranked[:k]
+
+
+# ---------------------------------------------------------------------------- scoring
+
+
+class Scorer:
+    """Build, constrain, score and free one candidate."""
+
+    def __init__(self, spec: ArchSpaceSpec, batch: ProxyBatch, teacher: TeacherSignals | None,
+                 input_shape: tuple[int, ...], num_classes: int):
+        self.spec, self.batch, self.teacher = spec, batch, teacher
+        self.input_shape, self.num_classes = tuple(input_shape), int(num_classes)
+        self.proxies = list(spec.proxies) + [b for b in BASELINES if b not in spec.proxies]
+
+    def __call__(self, cand: Candidate) -> Scored | Rejected:
+        t0 = time.perf_counter()
+        torch.manual_seed(candidate_seed(self.spec.search.seed, cand.key))
+        model = build_model(cand.family, cand.params, self.input_shape, self.num_classes)
+        t_build = time.perf_counter()
+        verdict = check(model, self.input_shape, self.spec.constraints)
+        t_check = time.perf_counter()
+        if not verdict.admitted:
+            del model
+            return Rejected(cand, verdict.measurement, verdict.reason or "", (t_check - t0) * 1000)
+        values, ms = {}, {"build": (t_build - t0) * 1000, "constraints": (t_check - t_build) * 1000}
+        for name in self.proxies:
+            t = time.perf_counter()
+            values[name] = compute_proxy(name, model, self.batch, self.teacher)
+            ms[name] = (time.perf_counter() - t) * 1000
+        ms["total"] = (time.perf_counter() - t0) * 1000
+        del model
+        return Scored(cand, verdict.measurement, values, ms, rss_mb())
+
+
+# ------------------------------------------------------------------------- combining
+
+
+def oriented(name: str, values: Iterable[float], log: bool = False) -> np.ndarray:
+    """Values of proxy ``name`` turned so that higher is better (non-finite -> nan)."""
+    proxy = PROXIES[name]
+    v = np.asarray(list(values), dtype=np.float64)
+    if log and proxy.log_scale:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v = np.where(v > 0, np.log(v), np.nan)
+    v = np.where(np.isfinite(v), v, np.nan)
+    return v if proxy.higher_is_better else -v
+
+
+def proxy_ranks(name: str, values: Iterable[float]) -> np.ndarray:
+    """Rank 1 = best; ties share the average rank; non-finite values rank last."""
+    v = oriented(name, values)
+    v = np.where(np.isnan(v), -np.inf, v)
+    return rankdata(-v, method="average")
+
+
+def combine(table: dict[str, list[float]], names: list[str], method: str) -> np.ndarray:
+    """One score per candidate from the proxies ``names`` (higher is better)."""
+    n = len(next(iter(table.values()))) if table else 0
+    if n == 0:
+        return np.zeros(0)
+    parts = []
+    for name in names:
+        if method == "rank":
+            r = proxy_ranks(name, table[name])
+            parts.append((n - r) / (n - 1) if n > 1 else np.ones(n))
+        elif method == "zscore":
+            v = oriented(name, table[name], log=True)
+            finite = v[~np.isnan(v)]
+            if finite.size == 0:
+                parts.append(np.zeros(n))
+                continue
+            sd = finite.std()
+            z = (v - finite.mean()) / sd if sd > 0 else np.zeros(n)
+            parts.append(np.where(np.isnan(z), np.nanmin(z) if sd > 0 else 0.0, z))
+        else:
+            raise ValueError(f"unknown combination {method!r}; use rank or zscore")
+    return np.mean(parts, axis=0)
+
+
+def _table(scored: list[Scored], names: list[str]) -> dict[str, list[float]]:
+    return {name: [s.values[name] for s in scored] for name in names}
+
+
+def rank_results(spec: ArchSpaceSpec, scored: list[Scored], rejected: list[Rejected], proxies: list[str],
+                 meta: dict[str, Any]) -> SearchResult:
+    """Sort by the combined score (ties by key) and attach per-proxy ranks."""
+    table = _table(scored, proxies)
+    combined = combine(table, spec.combined_proxies, spec.combine.method)
+    order = sorted(range(len(scored)), key=lambda i: (-combined[i], scored[i].candidate.key))
+    ranks = {name: proxy_ranks(name, table[name]) for name in proxies}
+    return SearchResult(
+        spec=spec,
+        ranked=[scored[i] for i in order],
+        combined=[float(combined[i]) for i in order],
+        ranks={name: [float(r[i]) for i in order] for name, r in ranks.items()},
+        rejected=rejected,
+        proxies=proxies,
+        meta=meta,
+    )
+
+
+# ------------------------------------------------------------------------ algorithms
+
+Evaluate = Callable[[Candidate], "Scored | Rejected"]
+
+
+def exhaustive(spec: ArchSpaceSpec, evaluate: Evaluate, on_result=None) -> tuple[list[Scored], list[Rejected]]:
+    """Every candidate of the space, in enumeration order."""
+    scored, rejected = [], []
+    for i, cand in enumerate(spec.space.candidates()):
+        res = evaluate(cand)
+        (scored if isinstance(res, Scored) else rejected).append(res)
+        if on_result:
+            on_result(i, res)
+        if i % 64 == 63:
+            gc.collect()
+    return scored, rejected
+
+
+def regularized_evolution(spec: ArchSpaceSpec, evaluate: Evaluate, proxies: list[str],
+                          on_result=None) -> tuple[list[Scored], list[Rejected]]:
+    """Regularized (aging) evolution over genomes, seeded by ``spec.search.seed``."""
+    cfg, space = spec.search, spec.space
+    rng = random.Random(cfg.seed)
+    seen: dict[tuple[int, ...], Scored | Rejected] = {}
+    history: list[Scored] = []
+    rejected: list[Rejected] = []
+    size = space.size
+    max_visits = max(20 * cfg.budget, 200)
+    visits = 0
+
+    def visit(genome) -> Scored | None:
+        nonlocal visits
+        visits += 1
+        if genome in seen:
+            res = seen[genome]
+            return res if isinstance(res, Scored) else None
+        res = evaluate(space.decode(genome))
+        seen[genome] = res
+        if isinstance(res, Scored):
+            history.append(res)
+        else:
+            rejected.append(res)
+        if on_result:
+            on_result(len(seen) - 1, res)
+        if len(seen) % 64 == 0:
+            gc.collect()
+        return res if isinstance(res, Scored) else None
+
+    def done() -> bool:
+        return len(history) >= cfg.budget or len(seen) >= size or visits >= max_visits
+
+    population: list[Scored] = []
+    while len(population) < cfg.population and not done():
+        s = visit(space.random_genome(rng))
+        if s is not None:
+            population.append(s)
+    while not done() and population:
+        table = _table(history, proxies)
+        fitness = dict(zip((h.candidate.genome for h in history),
+                           combine(table, spec.combined_proxies, spec.combine.method)))
+        tournament = rng.sample(population, min(cfg.sample, len(population)))
+        parent = max(tournament, key=lambda s: (fitness[s.candidate.genome], s.candidate.key))
+        child = visit(space.mutate(parent.candidate.genome, rng))
+        if child is not None:
+            population.append(child)
+            population.pop(0)
+    return history, rejected
+
+
+def choose_algorithm(spec: ArchSpaceSpec) -> str:
+    if spec.search.algorithm != "auto":
+        return spec.search.algorithm
+    return "exhaustive" if spec.space.size <= spec.search.exhaustive_limit else "evolution"
+
+
+def run_search(spec: ArchSpaceSpec, batch: ProxyBatch, teacher: TeacherSignals | None,
+               input_shape: tuple[int, ...], num_classes: int, progress: bool = False) -> SearchResult:
+    """Score the space's candidates and rank them."""
+    scorer = Scorer(spec, batch, teacher, input_shape, num_classes)
+    algorithm = choose_algorithm(spec)
+    rss_start = rss_mb()
+    t0 = time.perf_counter()
+
+    def on_result(i, res):
+        if progress and (i < 3 or i % 25 == 24):
+            what = f"{res.ms['total']:.0f} ms" if isinstance(res, Scored) else f"rejected ({res.reason})"
+            print(f"[arch] {i + 1}: {res.candidate.key} {what}", flush=True)
+
+    if algorithm == "exhaustive":
+        scored, rejected = exhaustive(spec, scorer, on_result)
+    else:
+        scored, rejected = regularized_evolution(spec, scorer, scorer.proxies, on_result)
+    seconds = time.perf_counter() - t0
+    if not scored:
+        from autokd.search.arch.context import ArchSearchError
+
+        reasons = sorted({r.reason for r in rejected})[:3]
+        raise ArchSearchError(f"no candidate passed the constraints ({len(rejected)} rejected: {'; '.join(reasons)})")
+    per_cand = [s.ms["total"] / 1000 for s in scored]
+    meta = {
+        "algorithm": algorithm,
+        "seed": spec.search.seed,
+        "space_size": spec.space.size,
+        "visited": len(scored) + len(rejected),
+        "admitted": len(scored),
+        "rejected": len(rejected),
+        "seconds": seconds,
+        "median_s_per_candidate": statistics.median(per_cand),
+        "max_s_per_candidate": max(per_cand),
+        "rss_mb_start": rss_start,
+        "rss_mb_first_candidate": scored[0].rss_mb,
+        "rss_mb_last_candidate": scored[-1].rss_mb,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    return rank_results(spec, scored, rejected, scorer.proxies, meta)
+
+
+# ----------------------------------------------------------------------- entry point
+
+
+def run_arch_search(
+    space: str | Path | ArchSpaceSpec,
+    out: str | Path = "searches",
+    top_k: int | None = None,
+    validate: int = 0,
+    root: str | Path | None = None,
+    validate_epochs: int | None = None,
+    seed: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Load a space, score and rank it, write ``<out>/<name>/ranking.{json,csv,md}`` and
+    ``shortlist.yaml``; with ``validate > 0`` distill that many candidates and correlate.
+
+    Returns a summary: the output folder, the files written, the search meta and (with
+    ``validate``) the correlation table.
+    """
+    from autokd.search.arch import report
+    from autokd.search.arch.context import build_context, proxy_batch, signals
+    from autokd.search.arch.space import load_space
+
+    spec = load_space(space) if not isinstance(space, ArchSpaceSpec) else space
+    if seed is not None:
+        spec.search.seed = seed
+    if top_k is not None:
+        spec.top_k = top_k
+    if validate_epochs is not None:
+        spec.validation.epochs = validate_epochs
+    ctx = build_context(spec, root=root, need_teacher_outputs=validate > 0, progress=progress)
+    batch = proxy_batch(ctx.data, spec.batch)
+    t_teacher = time.perf_counter()
+    teacher = signals(ctx, batch)
+    teacher_ms = (time.perf_counter() - t_teacher) * 1000
+    result = run_search(spec, batch, teacher, ctx.input_shape, ctx.num_classes, progress=progress)
+    result.meta["teacher_ms"] = teacher_ms
+    out_dir = Path(out) / spec.name
+    files = report.write_ranking(result, ctx, out_dir)
+    summary: dict[str, Any] = {"out_dir": str(out_dir), "files": files, "meta": result.meta,
+                               "top": [s.candidate.key for s in result.top(spec.top_k)]}
+    if validate > 0:
+        from autokd.search.arch.validate import validate_ranking
+
+        validation = validate_ranking(result, ctx, validate, out_dir, progress=progress)
+        summary["files"] += report.write_validation(validation, out_dir)
+        summary["validation"] = validation["correlations"]
+    report.write_search_manifest(out_dir, ctx, result, summary["files"])
+    return summary

@@ -1,0 +1,193 @@
+"""``--validate N``: does the ranking predict distilled accuracy on *this* data?
+
+N candidates are chosen over the ranking — half of them (``validation.band_share``) spread
+over the candidates inside a parameter band (budget ± ``validation.band``; default budget:
+the densest such window), the rest spread evenly over the whole ranking — and each is
+distilled with the pipeline's own code: the pipeline spec with ``student.model`` set to the
+candidate and ``student.train.epochs`` set to the short schedule, the pipeline's distillation
+objective (:func:`autokd.stages.build_distill_objective`, reading the root's teacher-output
+cache) and the one training loop (:func:`autokd.train.train`, per-epoch checkpoints, so an
+interrupted validation resumes). Accuracy is the test-split accuracy of the distilled student.
+
+Reported per proxy (oriented so higher is better), for the combined score and for the
+parameter count and FLOPs: Kendall τ-b and Spearman ρ against accuracy over all validated
+candidates, and the same inside the band, where the parameter count cannot help.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from scipy.stats import kendalltau, spearmanr
+
+from autokd.evaluate.metrics import accuracy, predict_logits
+from autokd.models.registry import build_model
+from autokd.search.arch.search import SearchResult, oriented
+from autokd.search.arch.space import Candidate
+from autokd.spec.load import dump_spec
+from autokd.train.device import configure_threads, resolve_device, seed_everything, use_amp
+from autokd.train.trainer import fingerprint, train
+from autokd.utils.io import atomic_write_json
+
+PARTIAL = "validation.partial.json"
+
+
+def densest_budget(params: Sequence[int], rel: float) -> int:
+    """The parameter count b (one of ``params``) whose window [b(1−rel), b(1+rel)] holds the
+    most candidates (ties: the smaller b)."""
+    xs = sorted(params)
+    best, best_n = xs[0], -1
+    for b in xs:
+        n = bisect.bisect_right(xs, b * (1 + rel)) - bisect.bisect_left(xs, b * (1 - rel))
+        if n > best_n:
+            best, best_n = b, n
+    return int(best)
+
+
+def band_limits(budget: int, rel: float) -> tuple[float, float]:
+    return budget * (1 - rel), budget * (1 + rel)
+
+
+def spread(items: Sequence[int], m: int) -> list[int]:
+    """``m`` items evenly spaced over ``items`` (first and last included), in order."""
+    if m <= 0 or not items:
+        return []
+    if m >= len(items):
+        return list(items)
+    if m == 1:
+        return [items[0]]
+    pos = sorted({int(round(p)) for p in np.linspace(0, len(items) - 1, m)})
+    return [items[p] for p in pos]
+
+
+def select_for_validation(params: Sequence[int], n: int, budget: int, rel: float, share: float) -> list[int]:
+    """Ranking positions to distill: ``round(n·share)`` spread inside the band, the rest
+    spread over the positions not chosen yet. ``params`` is in ranking order."""
+    lo, hi = band_limits(budget, rel)
+    inside = [i for i, p in enumerate(params) if lo <= p <= hi]
+    chosen = spread(inside, min(len(inside), int(round(n * share))))
+    rest = [i for i in range(len(params)) if i not in set(chosen)]
+    chosen += spread(rest, min(len(rest), n - len(chosen)))
+    return sorted(chosen)
+
+
+def tau_rho(x: Sequence[float], y: Sequence[float]) -> dict[str, Any]:
+    """Kendall τ-b and Spearman ρ of paired values (None when undefined: n < 3 or constant)."""
+    pairs = [(a, b) for a, b in zip(x, y) if a is not None and b is not None and math.isfinite(a)]
+    out: dict[str, Any] = {"tau": None, "rho": None, "n": len(pairs)}
+    if len(pairs) < 3:
+        return out
+    xa, ya = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    if np.ptp(xa) == 0 or np.ptp(ya) == 0:
+        return out
+    out["tau"] = float(kendalltau(xa, ya).statistic)
+    out["rho"] = float(spearmanr(xa, ya).statistic)
+    return out
+
+
+def run_fingerprint(ctx, spec) -> str:
+    """Identifies a validation run: student spec (incl. the short schedule), distillation, data, teacher."""
+    from autokd.lineage.manifest import file_sha256
+    from autokd.models.artifact import MODEL_FILE
+
+    teacher = file_sha256(ctx.layout.model_dir("teacher") / MODEL_FILE)
+    return fingerprint("arch_validate", dump_spec(spec.student), dump_spec(spec.distill), ctx.data.sha256, teacher)
+
+
+def distill_candidate(ctx, cand: Candidate, epochs: int, checkpoint_dir: Path | None) -> dict[str, Any]:
+    """Distill one candidate with the pipeline's objective and training loop."""
+    from autokd.stages import build_distill_objective
+
+    spec = ctx.student_spec(cand.model, {"student.train.epochs": epochs})
+    configure_threads(spec.runtime)
+    device = resolve_device(spec.runtime)
+    fp = run_fingerprint(ctx, spec)
+    seed_everything(spec.student.train.seed)
+    model = build_model(cand.family, cand.params, ctx.data.input_shape, ctx.data.num_classes)
+    objective = build_distill_objective(spec, model, ctx.data, ctx.layout, device)
+    t0 = time.perf_counter()
+    res = train(model, ctx.data.train, ctx.data.val, spec.student.train, objective, device=device,
+                amp=use_amp(spec.runtime, device), checkpoint_dir=checkpoint_dir, run_fingerprint=fp,
+                name=cand.key, progress=False)
+    logits = predict_logits(model, ctx.data.test.x, device)
+    return {
+        "accuracy": accuracy(logits, ctx.data.test.y),
+        "val_accuracy": res.final.get("val_accuracy"),
+        "seconds": time.perf_counter() - t0,
+        "fingerprint": fp,
+    }
+
+
+def _scores(result: SearchResult, i: int) -> dict[str, float | None]:
+    out: dict[str, float | None] = {"combined": result.combined[i]}
+    for name in result.proxies:
+        v = float(oriented(name, [result.ranked[i].values[name]])[0])
+        out[name] = None if math.isnan(v) else v
+    return out
+
+
+def validate_ranking(result: SearchResult, ctx, n: int, out_dir: str | Path, progress: bool = True) -> dict[str, Any]:
+    """Distill ``n`` candidates spread over the ranking and correlate proxies with accuracy."""
+    cfg = result.spec.validation
+    out_dir = Path(out_dir)
+    params = [s.measurement.params for s in result.ranked]
+    budget = cfg.param_budget or densest_budget(params, cfg.band)
+    lo, hi = band_limits(budget, cfg.band)
+    chosen = select_for_validation(params, n, budget, cfg.band, cfg.band_share)
+    partial_path = out_dir / PARTIAL
+    done: dict[str, Any] = json.loads(partial_path.read_text()) if partial_path.exists() else {}
+    t0 = time.perf_counter()
+    rows = []
+    for j, i in enumerate(chosen):
+        s = result.ranked[i]
+        key = s.candidate.key
+        ckpt = out_dir / "validate_checkpoints" / key
+        prev = done.get(key)
+        expected = run_fingerprint(ctx, ctx.student_spec(s.candidate.model, {"student.train.epochs": cfg.epochs}))
+        rec = prev if prev is not None and prev.get("fingerprint") == expected else \
+            distill_candidate(ctx, s.candidate, cfg.epochs, ckpt)
+        done[key] = rec
+        atomic_write_json(partial_path, done)
+        shutil.rmtree(ckpt, ignore_errors=True)
+        rows.append({
+            "ranking_rank": i + 1, "key": key, "model": s.candidate.model, "params": s.measurement.params,
+            "in_band": bool(lo <= s.measurement.params <= hi), "accuracy": rec["accuracy"],
+            "val_accuracy": rec.get("val_accuracy"), "seconds": rec["seconds"], "fingerprint": rec["fingerprint"],
+            "scores": _scores(result, i),
+        })
+        if progress:
+            print(f"[arch validate] {j + 1}/{len(chosen)} {key} ({s.measurement.params} params, rank {i + 1}): "
+                  f"accuracy {rec['accuracy']:.4f} in {rec['seconds']:.1f} s", flush=True)
+    names = ["combined"] + list(result.proxies)
+    acc = [r["accuracy"] for r in rows]
+    band_rows = [r for r in rows if r["in_band"]]
+    correlations = {
+        name: {
+            "all": tau_rho([r["scores"][name] for r in rows], acc),
+            "band": tau_rho([r["scores"][name] for r in band_rows], [r["accuracy"] for r in band_rows]),
+        }
+        for name in names
+    }
+    shutil.rmtree(out_dir / "validate_checkpoints", ignore_errors=True)
+    partial_path.unlink(missing_ok=True)
+    return {
+        "name": result.spec.name,
+        "epochs": cfg.epochs,
+        "method": ctx.pipeline.distill.method,
+        "metric": "test-split accuracy of the distilled student",
+        "device": str(resolve_device(ctx.pipeline.runtime)),
+        "threads": torch.get_num_threads(),
+        "band": {"budget": budget, "rel": cfg.band, "lo": math.ceil(lo), "hi": math.floor(hi), "n": len(band_rows),
+                 "admitted_in_band": sum(lo <= p <= hi for p in params)},
+        "seconds": time.perf_counter() - t0,
+        "candidates": rows,
+        "correlations": correlations,
+    }
