@@ -26,10 +26,18 @@ search_app = typer.Typer(help="Searches: hyperparameters (Ray Tune + Optuna), st
                          no_args_is_help=True)
 app.add_typer(search_app, name="search")
 # --- search commands: each module defines a typer command function with lazy heavy imports ---
+from autokd.search.hparams_cli import hparams as _hparams_cmd  # noqa: E402
+search_app.command("hparams")(_hparams_cmd)
+from autokd.chain_cli import app as _chain_app  # noqa: E402
+app.add_typer(_chain_app, name="chain")
+from autokd.compare_cli import app as _compare_app  # noqa: E402
+app.add_typer(_compare_app, name="compare")
+from autokd.search.arch_cli import arch as _arch_cmd  # noqa: E402
+search_app.command("arch")(_arch_cmd)
 
 
 def _fail(message: str, code: int) -> None:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo("\n".join(f"error: {line}" for line in message.splitlines()), err=True)
     raise typer.Exit(code)
 
 
@@ -55,8 +63,13 @@ def _guard(fn, *args, **kwargs):
 @app.command()
 def validate(spec: Path = typer.Argument(..., help="pipeline spec (YAML)")) -> None:
     """Check a pipeline spec without running anything."""
-    from autokd.spec.load import load_pipeline_spec
+    from autokd.spec.chain import is_chain_spec, load_chain_spec
+    from autokd.spec.load import load_pipeline_spec, load_yaml
 
+    if _guard(lambda: is_chain_spec(load_yaml(spec))):
+        chain = _guard(load_chain_spec, spec)
+        typer.echo(f"{spec}: ok (multi-stage: teacher -> {' -> '.join(step.name for step in chain.steps)})")
+        return
     s = _guard(load_pipeline_spec, spec)
     typer.echo(
         f"{spec}: ok (data {s.data.source}, teacher {s.teacher.model.name}, student {s.student.model.name}, "

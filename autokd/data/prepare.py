@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
-from sklearn.model_selection import train_test_split
 
 from autokd.data.readers import read_dataset
 from autokd.spec.pipeline import DataSpec
@@ -69,6 +68,8 @@ def tensor_hash(*tensors: torch.Tensor) -> str:
 
 
 def _stratified_split(y: np.ndarray, spec: DataSpec) -> dict[str, np.ndarray]:
+    from sklearn.model_selection import train_test_split  # lazy: search workers only load prepared data
+
     idx = np.arange(len(y))
     if spec.max_samples is not None and spec.max_samples < len(y):
         idx, _ = train_test_split(idx, train_size=spec.max_samples, stratify=y, random_state=spec.seed)

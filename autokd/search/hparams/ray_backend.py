@@ -1,0 +1,319 @@
+"""The Ray Tune backend: ``Tuner`` + ``OptunaSearch`` (define-by-run) + a scheduler.
+
+- Local by default: Ray starts in-process (``num_cpus`` = this machine's CPUs, no dashboard,
+  a short temp dir); ``address="HOST:PORT"`` connects to a running cluster (``ray start
+  --head`` on one machine, ``ray start --address …`` on the others). On a cluster the
+  results ``storage`` and the pipeline root must be on storage every node reaches (NFS, or a
+  URI such as ``s3://bucket/path`` for results).
+- Each trial is :func:`~autokd.search.hparams.trial.ray_trainable` with the trial context
+  shared once through the object store (``tune.with_parameters``), and the resources of the
+  spec (CPUs, GPUs or GPU fractions).
+- The sampler is Optuna's (TPE, random, NSGA-II) through :class:`FailureAwareOptunaSearch`,
+  limited by a ``ConcurrencyLimiter``; ``sampler: grid`` uses Tune's own grid
+  (``BasicVariantGenerator``), which never repeats or skips a point.
+- Schedulers: ASHA (default), HyperBand, FIFO, all on the ``epoch`` each trial reports.
+- Fault tolerance: ``FailureConfig(max_failures)`` retries a trial whose worker or node died
+  from its last checkpoint; a trial that fails by itself (non-finite loss) reports the reason
+  and is not retried; ``resume=True`` continues an interrupted search with
+  ``Tuner.restore`` (finished trials are not run again; note that Ray does not carry the
+  ``time_budget_s`` over to a restored search).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from ray.tune.search.optuna import OptunaSearch
+
+from autokd.search.hparams.objectives import OBJECTIVES, keys_and_modes
+from autokd.search.hparams.progress import SearchProgress
+from autokd.search.hparams.results import TrialRecord, final_metrics, static_metrics, status_of
+from autokd.search.hparams.spec import LoadedSearch, max_epochs
+from autokd.search.hparams.trial import TrialContext
+
+EXPERIMENT = "tune"
+
+
+class SearchError(RuntimeError):
+    """A search cannot start or continue (nothing to resume, an old search in the way)."""
+
+
+class FailureAwareOptunaSearch(OptunaSearch):
+    """``OptunaSearch`` that tells Optuna a trial FAILED when the trial reported ``failed``
+    (a non-finite loss), instead of recording the placeholder value it reported."""
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if result.get("failed"):
+            return
+        super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if result and result.get("failed"):
+            return super().on_trial_complete(trial_id, None, error=True)
+        return super().on_trial_complete(trial_id, result, error)
+
+
+# ------------------------------------------------------------------------------ environment
+
+
+def short_temp_dir() -> str:
+    """A short folder we own for Ray's sockets (Unix socket paths are limited to ~107 bytes)."""
+    base = os.environ.get("TMPDIR") or tempfile.gettempdir()
+    if len(base) > 40:
+        base = "/tmp"
+    path = os.path.join(base, f"akd-ray-{os.getuid()}")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def configure_environment() -> dict[str, str]:
+    """Environment for Ray here and in its workers: no auth token, no chdir into trial dirs,
+    a TMPDIR we own. Returns the variables workers need."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # snapshot the experiment state often (it is small): a resume after a crash repeats less
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "3")  # with verbose=0: no Tune tables; we print our own
+    if not os.environ.get("TMPDIR"):
+        tmp = os.path.join(tempfile.gettempdir(), f"akd-{os.getuid()}")
+        os.makedirs(tmp, exist_ok=True)
+        os.environ["TMPDIR"] = tmp
+    return {"RAY_CHDIR_TO_TRIAL_DIR": "0", "RAY_AUTH_MODE": os.environ["RAY_AUTH_MODE"]}
+
+
+def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Start (or connect to) Ray unless it is already up; return whether we started it."""
+    import ray
+
+    env = configure_environment()
+    if ray.is_initialized():
+        return False
+    common = dict(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    if address:
+        # a cluster's workers were started elsewhere: give them our environment
+        ray.init(address=address, runtime_env={"env_vars": env}, **common)
+    else:
+        # local workers inherit this environment (and can use Ray's prestarted workers)
+        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, _temp_dir=short_temp_dir(),
+                 object_store_memory=256 * 1024 * 1024, **common)
+    return True
+
+
+# ------------------------------------------------------------------------------ schedulers
+
+
+def _asha(loaded, metric, mode, max_t):
+    from ray.tune.schedulers import ASHAScheduler
+
+    s = loaded.spec.scheduler
+    return ASHAScheduler(time_attr="epoch", metric=metric, mode=mode, max_t=max_t,
+                         grace_period=min(s.grace_period, max_t), reduction_factor=s.reduction_factor)
+
+
+def _hyperband(loaded, metric, mode, max_t):
+    from ray.tune.schedulers import HyperBandScheduler
+
+    return HyperBandScheduler(time_attr="epoch", metric=metric, mode=mode, max_t=max_t,
+                              reduction_factor=loaded.spec.scheduler.reduction_factor)
+
+
+def _fifo(loaded, metric, mode, max_t):
+    from ray.tune.schedulers import FIFOScheduler
+
+    return FIFOScheduler()
+
+
+SCHEDULERS: dict[str, Callable] = {"asha": _asha, "hyperband": _hyperband, "fifo": _fifo}
+
+
+def trial_dirname(trial) -> str:
+    return f"trial_{trial.trial_id}"
+
+
+# ------------------------------------------------------------------------------ progress
+
+
+def _progress_callback(progress: SearchProgress, ctx: TrialContext):
+    from ray.tune import Callback
+
+    class ProgressCallback(Callback):
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            progress.result(trial.trial_id, ctx.space.describe(trial.config), result)
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            result = trial.last_result or {}
+            status, reason = status_of(result, result.get("max_epochs"))
+            progress.done(trial.trial_id, status, ctx.space.describe(trial.config), result, reason)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            progress.done(trial.trial_id, "failed", ctx.space.describe(trial.config), trial.last_result or {},
+                          _error_line(trial.error_file))
+
+    return ProgressCallback()
+
+
+def _error_line(error: Any) -> str:
+    if error is None:
+        return ""
+    text = str(error)
+    if os.path.isfile(text):
+        text = Path(text).read_text(errors="replace")
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return (lines[-1] if lines else "error")[:300]
+
+
+# ------------------------------------------------------------------------------ running
+
+
+def storage_path(loaded: LoadedSearch, out_dir: Path, storage: str | None) -> str:
+    where = storage or loaded.spec.storage
+    if where and "://" in where:
+        return where
+    return str(Path(where).resolve()) if where else str((out_dir / "ray").resolve())
+
+
+def _tuner(loaded: LoadedSearch, ctx: TrialContext, trials: int, storage: str, progress: SearchProgress):
+    from ray import tune
+    from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
+
+    from autokd.search.hparams.samplers import make_sampler
+
+    spec = loaded.spec
+    keys, modes = keys_and_modes(spec.objectives)
+    single = len(keys) == 1
+    metric, mode = (keys[0], modes[0]) if single else (keys, modes)
+    param_space: dict[str, Any] = {}
+    if spec.sampler_type == "grid":
+        search_alg = BasicVariantGenerator(max_concurrent=spec.budget.max_concurrent or 0)
+        param_space = {name: tune.grid_search(values) for name, values in ctx.space.grid().items()}
+        num_samples = 1
+    else:
+        searcher = FailureAwareOptunaSearch(space=ctx.space, metric=metric, mode=mode,
+                                            sampler=make_sampler(spec, ctx.space))
+        search_alg = ConcurrencyLimiter(searcher, max_concurrent=spec.budget.max_concurrent) \
+            if spec.budget.max_concurrent else searcher
+        num_samples = trials
+    scheduler = SCHEDULERS[spec.scheduler_type](loaded, keys[0], modes[0], max_epochs(loaded))
+    resources = {"cpu": spec.budget.resources.cpu, "gpu": spec.budget.resources.gpu}
+    from autokd.search.hparams.trial import ray_trainable
+
+    trainable = tune.with_resources(tune.with_parameters(ray_trainable, ctx=ctx), resources)
+    tune_config = tune.TuneConfig(search_alg=search_alg, scheduler=scheduler, num_samples=num_samples,
+                                  time_budget_s=spec.budget.time_budget_s, reuse_actors=True,
+                                  trial_dirname_creator=trial_dirname, trial_name_creator=trial_dirname)
+    run_config = tune.RunConfig(
+        name=EXPERIMENT, storage_path=storage, verbose=0,
+        failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+        # every epoch's checkpoint is kept while the search runs: Ray's experiment snapshot can
+        # lag behind a trial's newest checkpoint, and a resume after a SIGKILL must find the one
+        # the snapshot names. prune_checkpoints() keeps only the newest once the search ends.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+        callbacks=[_progress_callback(progress, ctx)],
+    )
+    return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config), trainable
+
+
+def run_ray(loaded: LoadedSearch, ctx: TrialContext, out_dir: Path, trials: int, *, address: str | None = None,
+            resume: bool = False, storage: str | None = None, overwrite: bool = False,
+            progress: SearchProgress | None = None, log=print) -> list[TrialRecord]:
+    """Run (or resume) the search on Ray; return one record per trial."""
+    import shutil
+
+    from ray import tune
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    progress = progress or SearchProgress(trials)
+    started = start_ray(address)
+    try:
+        store = storage_path(loaded, out_dir, storage)
+        exp = f"{store.rstrip('/')}/{EXPERIMENT}"
+        local = "://" not in exp
+        if resume:
+            if not tune.Tuner.can_restore(exp):
+                raise SearchError(f"nothing to resume at {exp} (run the search once without --resume)")
+            if loaded.spec.budget.time_budget_s:
+                log("[search] note: Ray does not carry time_budget_s over to a resumed search")
+            _, trainable = _tuner(loaded, ctx, trials, store, progress)
+            tuner = tune.Tuner.restore(exp, trainable=trainable, resume_unfinished=True, resume_errored=True,
+                                       restart_errored=False)
+        else:
+            if local and Path(exp).exists():
+                if not overwrite:
+                    raise SearchError(f"{exp} holds an earlier search: pass --resume to continue it, "
+                                      "or --overwrite to start again")
+                shutil.rmtree(exp)
+            tuner, _ = _tuner(loaded, ctx, trials, store, progress)
+        grid = tuner.fit()
+        if local:
+            prune_checkpoints(Path(exp))
+        return records_from_ray(grid, ctx)
+    finally:
+        progress.close()
+        if started:
+            import ray
+
+            ray.shutdown()
+
+
+def prune_checkpoints(experiment: Path) -> int:
+    """Keep only each trial's newest ``checkpoint_*`` folder; return how many were removed."""
+    import shutil
+
+    removed = 0
+    for trial_dir in experiment.glob("trial_*"):
+        checkpoints = sorted(p for p in trial_dir.glob("checkpoint_*") if p.is_dir())
+        for old in checkpoints[:-1]:
+            shutil.rmtree(old, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def records_from_ray(grid, ctx: TrialContext) -> list[TrialRecord]:
+    records = []
+    primary = OBJECTIVES[next(iter(ctx.objectives))].key
+    mode = next(iter(ctx.objectives.values()))
+    for number, result in enumerate(grid):  # the ResultGrid lists trials in creation order
+        metrics = dict(result.metrics or {})
+        params = {k: v for k, v in (result.config or {}).items()}
+        trial_id = metrics.get("trial_id") or Path(result.path).name.removeprefix("trial_")
+        max_ep = int(metrics.get("max_epochs") or 0)
+        if result.error is not None:
+            status, reason = "failed", _error_line(result.error)
+        else:
+            status, reason = status_of(metrics, max_ep)
+        df = result.metrics_dataframe
+        best: dict[str, Any] = {}
+        nodes: list[str] = []
+        if df is not None and len(df):
+            if "node" in df.columns:
+                nodes = [str(n) for n in dict.fromkeys(df["node"].dropna().tolist())]
+        if metrics.get("nodes"):  # carried in the checkpoint: complete across retries
+            nodes = list(dict.fromkeys(str(metrics["nodes"]).split() + nodes))
+            if primary in df.columns and "failed" in df.columns:
+                ok = df[df["failed"] != True]  # noqa: E712
+                if len(ok):
+                    idx = ok[primary].idxmax() if mode == "max" else ok[primary].idxmin()
+                    best = {"epoch": int(ok.loc[idx, "epoch"]), primary: float(ok.loc[idx, primary])}
+        try:
+            patch = ctx.space.to_overrides(params)
+        except (KeyError, ValueError):
+            patch = {}
+        records.append(TrialRecord(
+            trial=str(trial_id), number=number, status=status, reason=reason, params=params, patch=patch,
+            epochs=int(metrics.get("epoch") or 0) if not metrics.get("failed") else max(int(metrics.get("epoch") or 1) - 1, 0),
+            max_epochs=max_ep, final=final_metrics(metrics) if not metrics.get("failed") else static_metrics(metrics),
+            best=best, seconds=float(metrics.get("time_total_s") or 0.0), node=str(metrics.get("node") or ""),
+            nodes=nodes, teacher_mode=str(metrics.get("teacher_mode") or ""),
+            finished_at=float(metrics["timestamp"]) if metrics.get("timestamp") else None,
+            resumed_from=int(metrics.get("resumed_from") or 0),
+            lineage={"data_sha256": ctx.inputs.data_sha256, "teacher_sha256": ctx.inputs.teacher_sha256,
+                     "teacher_outputs_sha256": ctx.inputs.teacher_outputs_sha256, "root": ctx.inputs.root},
+        ))
+    return sorted(records, key=lambda r: r.number)

@@ -1,0 +1,266 @@
+"""One search trial: the pipeline's own ``distill`` stage with the spec patched by the trial.
+
+A trial
+1. patches the pipeline spec with its parameters (:meth:`Space.to_overrides`, then
+   :func:`~autokd.spec.load.apply_overrides` and :func:`~autokd.spec.load.validate_pipeline`);
+2. builds the student and the distillation objective exactly as ``autokd.stages.distill``
+   does (``seed_everything(student.train.seed)``, ``build_model``,
+   :func:`~autokd.stages.build_distill_objective`), so the same spec gives the same initial
+   weights, the same batches and, on the CPU, the same accuracy as ``dvc repro``;
+3. trains with :func:`autokd.train.train` (per-epoch checkpoints, resume), reading the
+   teacher's cached logits for logit methods (``teacher_calls`` stays 0) and running the
+   teacher without gradients for feature methods;
+4. reports after every epoch: validation metrics (what the search optimises), the test
+   accuracy computed exactly as ``evaluate`` does, params/FLOPs/latency, the teacher calls
+   and the node, with the epoch's checkpoint, so a scheduler can stop it early and a
+   retried trial resumes where it was;
+5. on a non-finite loss (or a patch that does not validate) raises :class:`TrialFailed`
+   with the reason: the backend records the trial as failed and the search goes on.
+
+The trial is backend-agnostic: it talks to a :class:`Reporter`. :func:`ray_trainable` is
+the Ray Tune entry point (``ray.tune.report`` / ``ray.tune.get_checkpoint``); the Optuna
+backend has its own reporter.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from autokd.search.hparams.inputs import Inputs
+from autokd.search.hparams.objectives import failed_values
+from autokd.search.hparams.space import Space
+
+
+class TrialFailed(RuntimeError):
+    """A trial that cannot succeed (non-finite loss, invalid patch): not retried."""
+
+    def __init__(self, reason: str, epoch: int = 0, metrics: dict[str, Any] | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.epoch = epoch
+        self.metrics = dict(metrics or {})
+
+
+class Reporter(Protocol):
+    def checkpoint_dir(self) -> Path:
+        """A local folder for this trial's checkpoint, holding the latest one when resuming."""
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Path) -> None:
+        """Publish one epoch's metrics and checkpoint (may raise to stop the trial)."""
+
+    def node(self) -> str:
+        """Where the trial runs."""
+
+
+@dataclass
+class TrialContext:
+    """Everything a trial needs besides its parameters (pickled once, shared by all trials)."""
+
+    search: str
+    base: dict[str, Any]  # the pipeline spec mapping
+    pipeline_file: str
+    root: str
+    space: Space
+    objectives: dict[str, str]
+    cpus: float
+    inputs: Inputs
+
+
+def trial_spec(params: dict[str, Any], ctx: TrialContext):
+    """The validated pipeline spec of a trial and its patch."""
+    from autokd.spec.errors import SpecError
+    from autokd.spec.load import apply_overrides, validate_pipeline
+
+    patch = ctx.space.to_overrides(params)
+    try:
+        spec = validate_pipeline(apply_overrides(ctx.base, patch), file=ctx.pipeline_file, root=Path(ctx.root),
+                                 check_paths=False)
+    except SpecError as exc:
+        raise TrialFailed(f"the patched spec does not validate: {exc.render()}") from None
+    return spec, patch
+
+
+def _latency(model, input_shape, spec) -> float:
+    """Batch-1 CPU latency of a copy of ``model``, without touching the global RNG."""
+    import torch
+
+    from autokd.evaluate.metrics import latency_ms
+
+    with torch.random.fork_rng(devices=[]):
+        return latency_ms(copy.deepcopy(model).cpu(), input_shape, runs=spec.evaluate.latency_runs,
+                          warmup=spec.evaluate.latency_warmup, threads=spec.evaluate.latency_threads)
+
+
+def run_trial(params: dict[str, Any], ctx: TrialContext, reporter: Reporter) -> dict[str, Any]:
+    """Train one student; return the last epoch's metrics.
+
+    Raises :class:`TrialFailed` for what a retry would not fix: a patch that does not
+    validate, a student or objective that cannot be built (e.g. a feature method and a
+    student without the named feature), a non-finite loss. Anything else (a dead worker,
+    out of memory) propagates, and the backend retries the trial from its checkpoint.
+    """
+    import torch
+
+    from autokd.data.prepare import load_prepared
+    from autokd.evaluate.metrics import accuracy, predict_logits
+    from autokd.spec.load import dump_spec
+    from autokd.stages import Layout
+    from autokd.train.device import resolve_device, use_amp
+    from autokd.train.trainer import NonFiniteLossError, fingerprint, train
+
+    spec, _ = trial_spec(params, ctx)
+    threads = spec.runtime.num_threads or max(1, int(ctx.cpus))
+    torch.set_num_threads(threads)
+    device = resolve_device(spec.runtime)
+    amp = use_amp(spec.runtime, device)
+    layout = Layout(Path(ctx.root))
+    data = load_prepared(layout.data)
+    try:
+        model, objective, static = build_trial(spec, data, layout, device)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise TrialFailed(f"cannot build the trial: {type(exc).__name__}: {exc}") from None
+    ckpt_dir = reporter.checkpoint_dir()
+    static["node"] = reporter.node()
+    static["nodes"] = " ".join(_record_node(ckpt_dir, static["node"]))
+    # the distill stage's checkpoint fingerprint (autokd.stages._train_role)
+    run_fp = fingerprint("student", dump_spec(spec.student), dump_spec(spec.runtime), data.sha256,
+                         {"distill": dump_spec(spec.distill), "teacher": ctx.inputs.teacher_sha256})
+    last: dict[str, Any] = {}
+    replayed: list[dict[str, float]] = []  # epochs restored from a checkpoint (a resumed trial)
+
+    def on_epoch(rec: dict[str, float], epoch: int) -> None:
+        test_logits = predict_logits(model, data.test.x, device)
+        # seconds spent in training epochs (restored epochs included), without start-up costs
+        before = last["train_seconds"] if last else sum(r.get("seconds", 0.0) for r in replayed)
+        metrics = {**rec, "test_accuracy": accuracy(test_logits.cpu(), data.test.y), **static,
+                   "teacher_calls": objective.teacher_calls, "resumed_from": len(replayed),
+                   "train_seconds": before + rec.get("seconds", 0.0)}
+        metrics["epoch"] = int(rec["epoch"])
+        last.clear()
+        last.update(metrics)
+        reporter.report(metrics, ckpt_dir)
+
+    try:
+        train(model, data.train, data.val, spec.student.train, objective, device=device, amp=amp,
+              checkpoint_dir=ckpt_dir, run_fingerprint=run_fp, name="trial", on_epoch=on_epoch,
+              replay=replayed.append, progress=False)
+    except NonFiniteLossError as exc:
+        raise TrialFailed(str(exc), epoch=exc.epoch + 1, metrics=last or static) from None
+    return dict(last)
+
+
+def _record_node(ckpt_dir: Path, node: str) -> list[str]:
+    """The nodes this trial has run on, kept beside its checkpoint (so it survives a retry)."""
+    import json
+
+    from autokd.utils.io import atomic_write_json
+
+    path = ckpt_dir / "nodes.json"
+    nodes = json.loads(path.read_text()) if path.exists() else []
+    if not nodes or nodes[-1] != node:
+        nodes.append(node)
+        atomic_write_json(path, nodes)
+    return nodes
+
+
+def build_trial(spec, data, layout, device):
+    """Student and objective exactly as ``autokd.stages.distill`` builds them (same seed, same
+    order of random draws), plus the student's size and latency (measured without touching
+    the global random state)."""
+    from autokd.evaluate.metrics import count_flops
+    from autokd.models.registry import build_model, count_params
+    from autokd.stages import build_distill_objective, teacher_mode
+    from autokd.train.device import seed_everything
+
+    seed_everything(spec.student.train.seed)
+    model = build_model(spec.student.model.name, spec.student.model.params, data.input_shape, data.num_classes)
+    static = {
+        "params": count_params(model),
+        "flops": count_flops(model, tuple(data.input_shape)),
+        "latency_ms": _latency(model, data.input_shape, spec),
+        "max_epochs": spec.student.train.epochs,
+        "teacher_mode": teacher_mode(spec),
+        "failed": False,
+        "error": "",
+    }
+    objective = build_distill_objective(spec, model, data, layout, device)
+    return model, objective, static
+
+
+def failure_result(exc: TrialFailed, objectives: dict[str, str]) -> dict[str, Any]:
+    """The last result of a failed trial: the worst objective values, the reason, the epoch."""
+    out = dict(exc.metrics)
+    out.update(failed_values(objectives))
+    out.update({"epoch": exc.epoch, "failed": True, "error": exc.reason})
+    return out
+
+
+class LocalReporter:
+    """Runs a trial in this process (tests, debugging, benchmarks): keeps every report."""
+
+    def __init__(self, directory: str | Path):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.reports: list[dict[str, Any]] = []
+
+    def checkpoint_dir(self) -> Path:
+        return self.dir
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
+        self.reports.append(dict(metrics))
+
+    def node(self) -> str:
+        return "local"
+
+
+# ------------------------------------------------------------------------------ Ray Tune
+
+
+class RayReporter:
+    """``ray.tune.report`` with the epoch's checkpoint; resumes from ``ray.tune.get_checkpoint()``."""
+
+    def __init__(self):
+        from ray import tune
+
+        self._dir = Path(tempfile.mkdtemp(prefix="akd-trial-"))
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is not None:
+            with checkpoint.as_directory() as d:
+                for f in Path(d).iterdir():
+                    if f.is_file():
+                        shutil.copy2(f, self._dir / f.name)
+
+    def checkpoint_dir(self) -> Path:
+        return self._dir
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
+        from ray import tune
+
+        checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
+        tune.report(metrics, checkpoint=checkpoint)
+
+    def node(self) -> str:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()[:12]
+
+    def close(self) -> None:
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def ray_trainable(config: dict[str, Any], ctx: TrialContext) -> None:
+    """The Ray Tune function trainable (``tune.with_parameters(ray_trainable, ctx=…)``)."""
+    from ray import tune
+
+    reporter = RayReporter()
+    try:
+        run_trial(config, ctx, reporter)
+    except TrialFailed as exc:
+        tune.report(failure_result(exc, ctx.objectives))
+    finally:
+        reporter.close()

@@ -1,0 +1,81 @@
+"""The define-by-run space with real Optuna: conditional parameters exist only with their method,
+every trial's patch validates, labels decode to model specs."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+import yaml
+
+from autokd.search.hparams.space import Space
+from autokd.search.hparams.spec import load_search_spec
+from autokd.spec.load import apply_overrides, validate_pipeline
+
+from hparams_support import tiny_search, write_pipeline, write_search
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@pytest.fixture
+def loaded(tmp_path):
+    pipeline = write_pipeline(tmp_path)
+    doc = tiny_search(pipeline, tmp_path)
+    doc["space"]["student.model"] = {"type": "choice", "values": [
+        {"name": "mlp", "params": {"hidden": [16]}}, {"name": "mlp", "params": {"hidden": [8, 8]}}]}
+    return load_search_spec(write_search(tmp_path, doc), base_dir=tmp_path)
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_conditional_parameters_only_with_their_method(loaded, sampler):
+    space = Space.from_loaded(loaded)
+    from autokd.search.hparams.samplers import SAMPLERS
+
+    loaded.spec.sampler.n_startup_trials = 5
+    sampler_obj = SAMPLERS[sampler](loaded.spec, space)
+    study = optuna.create_study(direction="maximize", sampler=sampler_obj)
+    seen = set()
+    for i in range(40):
+        trial = study.ask()
+        params = space.suggest(trial)
+        method = params["distill.method"]
+        seen.add(method)
+        assert ("distill.params.beta@dkd" in trial.params) == (method == "dkd"), trial.params
+        patch = space.to_overrides(params)
+        if method == "dkd":
+            assert patch["distill.params"] == {"beta": params["distill.params.beta@dkd"], "warmup_epochs": 1}
+        else:
+            assert patch["distill.params"] == {}
+        assert ("distill.features" in patch) == (method == "fitnet")
+        assert patch["student.model"]["name"] == "mlp"  # the label decoded back to the model spec
+        spec = validate_pipeline(apply_overrides(loaded.base, patch), root=loaded.root, check_paths=False)
+        assert spec.distill.method == method and spec.distill.temperature == pytest.approx(
+            params["distill.temperature"])
+        study.tell(trial, float(i % 7))
+    assert seen == {"kd", "dkd", "fitnet"}
+    # Optuna recorded beta only in dkd trials
+    for t in study.trials:
+        assert ("distill.params.beta@dkd" in t.params) == (t.params["distill.method"] == "dkd")
+
+
+def test_define_by_run_callable_is_picklable(loaded):
+    import pickle
+
+    space = Space.from_loaded(loaded)
+    again = pickle.loads(pickle.dumps(space))
+    params = space.first_params(method="dkd")
+    assert again.to_overrides(params) == space.to_overrides(params)
+
+
+def test_grid_and_fixed(tmp_path):
+    pipeline = write_pipeline(tmp_path)
+    doc = tiny_search(pipeline, tmp_path, sampler={"type": "grid"}, fixed={"student.train.epochs": 2})
+    doc["space"] = {"distill.temperature": {"type": "choice", "values": [2.0, 4.0]},
+                    "distill.method": {"type": "choice", "values": ["kd", "dkd"],
+                                       "conditional": {"dkd": {"distill.params.beta": 2.0}}}}
+    space = Space.from_loaded(load_search_spec(write_search(tmp_path, doc), base_dir=tmp_path))
+    assert space.grid_size() == 4
+    assert space.grid() == {"distill.temperature": [2.0, 4.0], "distill.method": ["kd", "dkd"]}
+    patch = space.to_overrides({"distill.temperature": 4.0, "distill.method": "dkd"})
+    assert patch == {"student.train.epochs": 2, "distill.temperature": 4.0, "distill.method": "dkd",
+                     "distill.params": {"beta": 2.0}}
+    assert yaml.safe_load(yaml.safe_dump(patch)) == patch
