@@ -87,7 +87,9 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     return total
 
 
-class _Threads:
+class torch_threads:  # noqa: N801 (used as a context manager)
+    """Run a block with ``n`` torch CPU threads, restoring the previous count after."""
+
     def __init__(self, n: int):
         self.n = n
 
@@ -104,7 +106,7 @@ def latency_ms(model: nn.Module, input_shape, runs: int = 100, warmup: int = 10,
     """Median wall time of a batch-1 forward pass on the CPU, in milliseconds."""
     model = model.eval().cpu()
     x = torch.randn(1, *input_shape)
-    with _Threads(threads):
+    with torch_threads(threads):
         for _ in range(warmup):
             model(x)
         times = []
@@ -120,7 +122,7 @@ def throughput(model: nn.Module, input_shape, batch_size: int = 256, repeats: in
     """Samples per second of batched CPU inference (best of ``repeats``)."""
     model = model.eval().cpu()
     x = torch.randn(batch_size, *input_shape)
-    with _Threads(threads):
+    with torch_threads(threads):
         model(x)
         best = float("inf")
         for _ in range(repeats):

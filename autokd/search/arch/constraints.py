@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from autokd.evaluate.metrics import count_flops
+from autokd.evaluate.metrics import count_flops, torch_threads
 from autokd.models.registry import count_params
 from autokd.search.arch.space import ConstraintSpec, LatencySpec
 
@@ -40,18 +40,6 @@ class Verdict:
         return "; ".join(self.reasons) or None
 
 
-class _threads:
-    def __init__(self, n: int):
-        self.n = n
-
-    def __enter__(self):
-        self.old = torch.get_num_threads()
-        torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.old)
-
-
 @torch.no_grad()
 def measure_latency(model: nn.Module, input_shape: tuple[int, ...], spec: LatencySpec) -> float:
     """Median milliseconds of one forward pass of a ``spec.batch_size`` batch (eval mode)."""
@@ -64,7 +52,7 @@ def measure_latency(model: nn.Module, input_shape: tuple[int, ...], spec: Latenc
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     times = []
     try:
-        with _threads(spec.threads):
+        with torch_threads(spec.threads):
             for _ in range(spec.warmup):
                 model(x)
             sync()
