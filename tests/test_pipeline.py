@@ -173,6 +173,13 @@ def _sh(cmd, cwd, env=None):
     return res.stdout + res.stderr
 
 
+def _json(cmd, cwd, env=None):
+    """JSON from a command's stdout (DVC writes warnings, e.g. about other pipelines' metrics, to stderr)."""
+    res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=900)
+    assert res.returncode == 0, f"{cmd} failed:\n{res.stdout}\n{res.stderr}"
+    return json.loads(res.stdout)
+
+
 def _ran(output: str) -> set[str]:
     return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
 
@@ -188,7 +195,7 @@ def test_dvc_repro_caches_and_reruns_only_what_changed(tmp_path, tiny_spec_text)
 
     out = _sh(["dvc", "repro"], work, env)
     assert _ran(out) == {"prepare", "train_teacher", "train_baseline", "distill", "evaluate"}
-    metrics = json.loads(_sh(["dvc", "metrics", "show", "--json"], work, env))
+    metrics = _json(["dvc", "metrics", "show", "--json"], work, env)
     flat = json.dumps(metrics)
     for key in ("teacher", "baseline", "student", "kd_gain", "compression", "agreement"):
         assert f'"{key}"' in flat
@@ -204,7 +211,7 @@ def test_dvc_repro_caches_and_reruns_only_what_changed(tmp_path, tiny_spec_text)
     _sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "T=8"], work)
     out = _sh(["dvc", "exp", "run", "-n", "t2", "-S", "pipelines/default.yaml:distill.temperature=2"], work, env)
     assert _ran(out) == {"distill", "evaluate"}
-    shown = json.loads(_sh(["dvc", "exp", "show", "--json"], work, env))
+    shown = _json(["dvc", "exp", "show", "--json"], work, env)
     text = json.dumps(shown)
     assert '"t2"' in text and "kd_gain" in text
 
