@@ -35,6 +35,8 @@ gene at a time.
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import itertools
 import math
 from dataclasses import dataclass
@@ -97,15 +99,17 @@ class FamilySpace(Strict):
     )
     gene_names: ClassVar[tuple[str, ...]] = ()
 
+    @abstractmethod
     def genes(self) -> list[Gene]:
-        raise NotImplementedError
+        """The family's choices, one gene each."""
 
+    @abstractmethod
     def decode_genes(self, values: dict[str, Any]) -> dict[str, Any]:
         """Model parameters from ``{gene name: value}`` (without ``fixed``)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def label(self, params: dict[str, Any]) -> str:
-        raise NotImplementedError
+        """A short, unique name for a candidate."""
 
     # ----------------------------------------------------------------- generic machinery
     @property
