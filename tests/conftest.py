@@ -56,3 +56,20 @@ def tiny_spec(tmp_path) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(TINY_SPEC)
     return path
+
+
+def tiny_cnn_spec(student_epochs: int, extra: str = "") -> str:
+    """A tiny digits pipeline with a CNN teacher and a CNN student (features on both sides),
+    shared by the method, comparison and architecture-search tests."""
+    return f"""
+name: tiny
+data: {{source: digits, max_samples: 300, seed: 0}}
+teacher:
+  model: {{name: cnn, params: {{stem_width: 8, depths: [1, 1], widths: [8, 16]}}}}
+  train: {{epochs: 2, batch_size: 64, lr: 0.01, seed: 0}}
+student:
+  model: {{name: cnn, params: {{stem_width: 4, depths: [1, 1], widths: [4, 8]}}}}
+  train: {{epochs: {student_epochs}, batch_size: 64, lr: 0.01, seed: 0}}
+distill: {{method: kd, temperature: 4.0, alpha: 0.9}}
+{extra}runtime: {{device: cpu, num_threads: 1}}
+"""

@@ -21,23 +21,12 @@ from autokd.losses import available
 from autokd.spec.compare import BASELINE, load_compare_spec, run_pipeline_spec, validate_compare
 from autokd.spec.errors import SpecError
 from autokd.spec.load import load_pipeline_spec
+from tests.conftest import tiny_cnn_spec
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
-TINY_DEFAULT = """
-name: tiny
-data: {source: digits, max_samples: 300, seed: 0}
-teacher:
-  model: {name: cnn, params: {stem_width: 8, depths: [1, 1], widths: [8, 16]}}
-  train: {epochs: 2, batch_size: 64, lr: 0.01, seed: 0}
-student:
-  model: {name: cnn, params: {stem_width: 4, depths: [1, 1], widths: [4, 8]}}
-  train: {epochs: 2, batch_size: 64, lr: 0.01, seed: 0}
-distill: {method: kd, temperature: 4.0, alpha: 0.9}
-evaluate: {latency_runs: 2, latency_warmup: 0, throughput_batch: 16}
-runtime: {device: cpu, num_threads: 1}
-"""
+TINY_DEFAULT = tiny_cnn_spec(student_epochs=2, extra='evaluate: {latency_runs: 2, latency_warmup: 0, throughput_batch: 16}\n')
 
 TINY_METHODS = {
     "pipeline": "pipelines/default.yaml",

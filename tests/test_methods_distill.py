@@ -24,19 +24,9 @@ from autokd.models.artifact import load_model
 from autokd.spec.load import apply_overrides, validate_pipeline
 from autokd.stages import Layout
 from autokd.train.device import seed_everything
+from tests.conftest import tiny_cnn_spec
 
-SPEC = """
-name: methods
-data: {source: digits, max_samples: 300, seed: 0}
-teacher:
-  model: {name: cnn, params: {stem_width: 8, depths: [1, 1], widths: [8, 16]}}
-  train: {epochs: 2, batch_size: 64, lr: 0.01, seed: 0}
-student:
-  model: {name: cnn, params: {stem_width: 4, depths: [1, 1], widths: [4, 8]}}
-  train: {epochs: 1, batch_size: 64, lr: 0.01, seed: 0}
-distill: {method: kd, temperature: 4.0, alpha: 0.9}
-runtime: {device: cpu, num_threads: 1}
-"""
+SPEC = tiny_cnn_spec(student_epochs=1)
 
 # Feature pairs where the default (pool -> pool) is not the meaningful choice. Shapes here:
 # teacher stem/stage1 (8, 8, 8), stage2 (16, 4, 4); student stem/stage1 (4, 8, 8), stage2 (8, 4, 4).

@@ -12,21 +12,11 @@ from typer.testing import CliRunner
 
 from autokd.cli import app
 from autokd.spec.load import apply_overrides, load_yaml, validate_pipeline
+from tests.conftest import tiny_cnn_spec
 
 REPO = Path(__file__).resolve().parents[2]
 
-TINY_PIPELINE = """
-name: tiny
-data: {source: digits, max_samples: 300, seed: 0}
-teacher:
-  model: {name: cnn, params: {stem_width: 8, depths: [1, 1], widths: [8, 16]}}
-  train: {epochs: 2, batch_size: 64, lr: 0.01, seed: 0}
-student:
-  model: {name: cnn, params: {stem_width: 4, depths: [1, 1], widths: [4, 8]}}
-  train: {epochs: 3, batch_size: 64, lr: 0.01, seed: 0}
-distill: {method: kd, temperature: 4.0, alpha: 0.9}
-runtime: {device: cpu, num_threads: 1}
-"""
+TINY_PIPELINE = tiny_cnn_spec(student_epochs=3)
 
 
 def _space(tmp_path: Path, teacher: str) -> Path:
