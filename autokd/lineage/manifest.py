@@ -7,13 +7,15 @@ search trials) holds a ``manifest.json``::
      "files": {"model.safetensors": "<sha256>"},
      "parents": [{"artifact": "artifacts/data", "kind": "dataset", "sha256": "..."}],
      "spec": {...the spec section that made it...}, "metrics": {...},
-     "git": {"commit": "...", "dirty": false}, "packages": {"torch": "2.13.0", ...},
-     "created": "2026-11-27T18:00:00Z"}
+     "git": {"commit": "...", "dirty": false}, "packages": {"torch": "2.13.0", ...}}
+
+A manifest lives inside a DVC-cached output, so it holds nothing specific to one run or one
+machine (no wall times, dates, hostnames or absolute paths): the same commit, packages,
+spec and inputs give a byte-identical manifest, and ``dvc.lock`` the same hash.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
 import subprocess
@@ -53,18 +55,46 @@ def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str]:
     return out
 
 
+def is_dvc_bookkeeping(path: str) -> bool:
+    """Files DVC rewrites itself while it runs (``dvc.lock``, ``.gitignore``, ``*.dvc``)."""
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    return name in ("dvc.lock", ".gitignore") or name.endswith(".dvc")
+
+
+def _changed_paths(porcelain_z: str) -> list[str]:
+    """Paths in ``git status --porcelain -z`` output (both sides of a rename or copy)."""
+    out: list[str] = []
+    tokens = iter(t for t in porcelain_z.split("\0") if t)
+    for entry in tokens:
+        out.append(entry[3:])
+        if entry[0] in "RC":
+            out.append(next(tokens, ""))
+    return out
+
+
 def git_state(cwd: str | Path | None = None) -> dict[str, Any]:
-    """The current commit and whether tracked files differ from it (``unknown`` outside git)."""
+    """The commit checked out at ``cwd`` and whether tracked files differ from it.
+
+    ``dirty`` compares file contents (not times), ignores untracked files and ignores the
+    files DVC itself rewrites during ``dvc repro`` (see :func:`is_dvc_bookkeeping`):
+    otherwise a stage's manifest would depend on how far ``dvc.lock`` had been updated, and
+    two fresh clones of one commit could disagree. Outside git (or without git):
+    ``{"commit": "unknown", "dirty": None}``.
+    """
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30)
+
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
+        head = git("rev-parse", "--verify", "-q", "HEAD")
+        status = git("status", "--porcelain", "-z", "--untracked-files=no") if head.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return {"commit": "unknown", "dirty": None}
-    return {"commit": commit or "unknown", "dirty": bool(dirty) if commit else None}
+    commit = head.stdout.strip() if head.returncode == 0 else ""
+    if not commit or status is None or status.returncode != 0:
+        return {"commit": commit or "unknown", "dirty": None}
+    changed = _changed_paths(status.stdout)
+    return {"commit": commit, "dirty": any(not is_dvc_bookkeeping(p) for p in changed)}
 
 
 def read_manifest(artifact: str | Path) -> dict[str, Any]:
@@ -97,7 +127,11 @@ def write_manifest(
     root: str | Path | None = None,
 ) -> dict[str, Any]:
     """Hash ``content`` files (inside ``artifact_dir``), link ``parents`` by their
-    manifests, and write ``artifact_dir/manifest.json`` atomically."""
+    manifests, and write ``artifact_dir/manifest.json`` atomically.
+
+    ``artifact`` is recorded relative to ``root`` (the project root), whose git state is
+    recorded too. Nothing time- or machine-specific is written (see the module doc).
+    """
     artifact_dir = Path(artifact_dir)
     root_p = Path(root) if root is not None else None
     files = {}
@@ -118,9 +152,8 @@ def write_manifest(
         "parents": parent_entries,
         "spec": spec or {},
         "metrics": metrics or {},
-        "git": git_state(),
+        "git": git_state(root_p if root_p is not None else artifact_dir),
         "packages": package_versions(),
-        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     if extra:
         manifest.update(extra)

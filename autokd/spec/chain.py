@@ -16,21 +16,21 @@ training on labels alone, the ``kd_gain`` reference) and ``direct`` (the final s
 straight from the teacher with its own ``distill`` block and no stepping stones: what the
 chain is for, if it beats that).
 
-Validation has the two passes of the pipeline spec (:mod:`autokd.spec.load`): the YAML against
-these models, then each step, seen as a one-step pipeline (its source model as ``teacher``),
-against the model and method registries. Errors name the chain's own key paths
+Validation has the two passes of the pipeline spec: the YAML against these models, then
+(:mod:`autokd.stages.validate`) each step, seen as a one-step pipeline (its source model as
+``teacher``), against the model and method registries. Errors name the chain's own key paths
 (``steps[1].distill.params.beta``).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any, Mapping
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from autokd.spec.errors import SpecError, SpecIssue, issues_from_validation
-from autokd.spec.load import _attach_lines, apply_overrides, load_yaml, registry_issues
+from autokd.spec.base import Strict
+from autokd.spec.document import apply_overrides
+from autokd.spec.errors import SpecError, SpecIssue
 from autokd.spec.pipeline import (
     DataSpec,
     DistillSpec,
@@ -39,7 +39,6 @@ from autokd.spec.pipeline import (
     PipelineSpec,
     RoleSpec,
     RuntimeSpec,
-    Strict,
     TrainSpec,
 )
 
@@ -139,6 +138,11 @@ class ChainSpec(Strict):
             distill=final.distill, evaluate=self.evaluate, runtime=self.runtime,
         )
 
+    def model_names(self) -> list[str]:
+        """Every model the chain trains, in run order."""
+        names = ["teacher"] + [s.name for s in self.steps]
+        return names + (["baseline"] if self.baseline else []) + (["direct"] if self.direct else [])
+
     def stage_names(self) -> list[str]:
         """Every stage in run order."""
         names = ["prepare", "teacher"] + [s.name for s in self.steps]
@@ -154,79 +158,7 @@ def is_chain_spec(data: Mapping[str, Any]) -> bool:
     return isinstance(data, Mapping) and "steps" in data
 
 
-def _step_issues(spec: ChainSpec, root: Path | None, check_paths: bool) -> list[SpecIssue]:
-    """Pass 2: each step as a one-step pipeline against the registries, with chain key paths."""
-    from autokd.losses import available as available_losses
-    from autokd.losses import get_spec as get_loss_spec
-
-    issues: list[SpecIssue] = []
-    for i, step in enumerate(spec.steps):
-        for issue in registry_issues(spec.step_pipeline(i), root=root, check_paths=check_paths and i == 0):
-            head, rest = issue.loc[0], tuple(issue.loc[1:])
-            if head == "data" and i > 0:
-                continue  # reported once, for the first step
-            if head == "teacher":
-                if i > 0:
-                    continue  # the previous step, already checked as a student
-                issue.loc = ("teacher",) + rest
-            elif head == "student":
-                issue.loc = ("steps", i) + rest
-            elif head == "distill":
-                issue.loc = ("steps", i, "distill") + rest
-            issues.append(issue)
-        if step.blockwise is not None:
-            loc = ("steps", i, "blockwise")
-            src = spec.source_role(i)
-            if step.model.name not in BLOCKWISE_FAMILIES:
-                issues.append(SpecIssue(loc, expected=f"a step whose model family is one of {sorted(BLOCKWISE_FAMILIES)} "
-                                        "(stepping stones are cut at stage boundaries)", found=step.model.name,
-                                        hint=f"steps[{i}].model.name"))
-            if src.model.name not in BLOCKWISE_FAMILIES:
-                issues.append(SpecIssue(loc, expected=f"a source model ({spec.source(i)}) whose family is one of "
-                                        f"{sorted(BLOCKWISE_FAMILIES)}", found=src.model.name))
-            if step.distill.method in available_losses() and get_loss_spec(step.distill.method).kind != "logit":
-                issues.append(SpecIssue(("steps", i, "distill", "method"), expected="a logit method with blockwise "
-                                        "(stepping stones are distilled by logits)", found=step.distill.method))
-            n_stages = len(step.model.params.get("widths", [])) if step.model.name == "cnn" else 3
-            bad = [k for k in (step.blockwise.stones or []) if n_stages and k > n_stages]
-            if bad:
-                issues.append(SpecIssue(loc + ("stones",), expected=f"stage numbers between 1 and {n_stages}",
-                                        found=bad))
-    return issues
-
-
-def validate_chain(
-    data: dict[str, Any], file: str | None = None, text: str | None = None, root: Path | None = None,
-    check_paths: bool = True,
-) -> ChainSpec:
-    """Validate a chain spec mapping; raise :class:`SpecError` listing every problem."""
-    try:
-        spec = ChainSpec.model_validate(data)
-    except ValidationError as exc:
-        issues = issues_from_validation(exc, ChainSpec)
-        _attach_lines(issues, text)
-        raise SpecError(file, issues) from None
-    issues = _step_issues(spec, root, check_paths)
-    if issues:
-        _attach_lines(issues, text)
-        raise SpecError(file, issues)
-    return spec
-
-
-def load_chain_spec(
-    path: str | Path, overrides: Mapping[str, Any] | None = None, root: str | Path | None = None,
-    check_paths: bool = True,
-) -> ChainSpec:
-    """Load, override (dotted paths, e.g. ``steps.0.train.epochs``) and validate a chain spec file."""
-    path = Path(path)
-    raw = load_yaml(path)
-    data = _apply_chain_overrides(raw, overrides)
-    text = path.read_text() if not overrides else None
-    return validate_chain(data, file=str(path), text=text, root=Path(root) if root else Path.cwd(),
-                          check_paths=check_paths)
-
-
-def _apply_chain_overrides(data: dict[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+def apply_chain_overrides(data: dict[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     """Like :func:`apply_overrides`, and ``steps.<i>.…`` addresses a step by position."""
     plain = {k: v for k, v in (overrides or {}).items() if not k.startswith("steps.")}
     out = apply_overrides(data, plain)

@@ -133,14 +133,17 @@ def _unwrap_model(annotation: Any) -> Any:
 def fields_at(model: type[BaseModel] | None, loc: Sequence[str | int]) -> list[str] | None:
     """Field names of the (sub)model reached by ``loc`` (used for typo suggestions)."""
     current: Any = model
+    mapping_key = False  # the previous field was ``dict[str, Model]``: this part is a user's key
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) or mapping_key:
+            mapping_key = False
             continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
             return None
         fld = current.model_fields.get(part)
         if fld is None:
             return None
+        mapping_key = getattr(fld.annotation, "__origin__", None) is dict
         current = _unwrap_model(fld.annotation)
     if isinstance(current, type) and issubclass(current, BaseModel):
         return list(current.model_fields)

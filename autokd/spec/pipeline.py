@@ -2,20 +2,19 @@
 
 A spec is YAML validated by these pydantic models (unknown keys are errors). Model and
 method parameters are validated a second time against the registries that own them
-(``autokd.models``, ``autokd.losses``); see :mod:`autokd.spec.load`.
+(``autokd.models``, ``autokd.losses``) by :mod:`autokd.stages.validate`; this package
+imports nothing from the rest of autokd.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from autokd.spec.base import Strict
 
 PositiveInt = Annotated[int, Field(gt=0)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class SplitSpec(Strict):
@@ -104,7 +103,11 @@ class DistillSpec(Strict):
     """
 
     method: str = Field("kd", description="a name from `autokd methods`")
-    temperature: float = Field(4.0, gt=0, description="T: softens both distributions")
+    temperature: float | None = Field(
+        None, gt=0,
+        description="T: softens both distributions; absent = the method's own default (kd 4, lskd 2); "
+        "refused for methods without a temperature",
+    )
     alpha: float = Field(0.9, ge=0, le=1, description="lambda: weight of the distillation term")
     params: dict[str, Any] = Field(default_factory=dict, description="the method's own parameters")
     features: list[FeaturePair] = Field(

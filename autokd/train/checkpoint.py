@@ -2,7 +2,7 @@
 
 One file holds every tensor (model, optimizer state, extra modules, RNG states); its
 safetensors metadata holds a JSON document with the rest (epoch, history, optimizer
-hyperparameters, the run's fingerprint).
+hyperparameters, the AMP grad scaler's state, the run's fingerprint).
 """
 
 from __future__ import annotations
@@ -50,8 +50,9 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     extra: nn.Module | None,
     meta: dict[str, Any],
+    scaler: torch.amp.GradScaler | None = None,
 ) -> None:
-    """Write model + optimizer + extra-module state and ``meta`` atomically to ``path``."""
+    """Write model + optimizer + extra-module (+ grad-scaler) state and ``meta`` atomically to ``path``."""
     tensors: dict[str, torch.Tensor] = {}
     for k, v in model.state_dict().items():
         tensors[f"model.{k}"] = v.detach().cpu().contiguous()
@@ -66,6 +67,9 @@ def save_checkpoint(
             tensors[f"rng.cuda{i}"] = s
     doc = dict(meta)
     doc["optimizer"] = opt_meta
+    if scaler is not None and scaler.is_enabled():
+        # Python floats and ints (scale, growth tracker, factors, interval): exact through JSON
+        doc["grad_scaler"] = scaler.state_dict()
     with atomic_path(path, fsync=False) as tmp:
         save_file(tensors, str(tmp), metadata={"autokd": json.dumps(doc)})
 
@@ -86,8 +90,13 @@ def restore(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     extra: nn.Module | None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> None:
-    """Load a checkpoint's state into live objects (model, optimizer, extra, RNG)."""
+    """Load a checkpoint's state into live objects (model, optimizer, extra, grad scaler, RNG).
+
+    An enabled ``scaler`` gets the saved scale and growth tracker; a checkpoint without
+    them (written without AMP) leaves it at its initial state.
+    """
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     if extra is not None:
         extra_sd = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
@@ -95,8 +104,11 @@ def restore(
             extra.load_state_dict(extra_sd)
     opt_t = {k: v for k, v in tensors.items() if k.startswith("optim.")}
     optimizer.load_state_dict(_unflatten_optimizer(opt_t, meta["optimizer"]))
+    if scaler is not None and scaler.is_enabled() and "grad_scaler" in meta:
+        scaler.load_state_dict(meta["grad_scaler"])
     torch.set_rng_state(tensors["rng.torch"])
     if torch.cuda.is_available():
-        states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda")]
+        cuda_keys = sorted((k for k in tensors if k.startswith("rng.cuda")), key=lambda k: int(k[len("rng.cuda"):]))
+        states = [tensors[k] for k in cuda_keys]
         if states:
             torch.cuda.set_rng_state_all(states)

@@ -36,6 +36,14 @@ def autocast(device: torch.device, enabled: bool):
     return torch.autocast(device_type=device.type, dtype=torch.float16)
 
 
+def grad_scaler(device: torch.device, amp: bool) -> torch.amp.GradScaler | None:
+    """The loss scaler float16 autocast needs on CUDA; ``None`` when AMP is off or on the CPU.
+
+    Its state (scale, growth tracker) changes every step and is checkpointed with the run.
+    """
+    return torch.amp.GradScaler("cuda") if amp and device.type == "cuda" else None
+
+
 def configure_threads(spec: RuntimeSpec | None) -> None:
     if spec is not None and spec.num_threads:
         torch.set_num_threads(spec.num_threads)

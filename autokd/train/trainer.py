@@ -5,7 +5,10 @@
 - a checkpoint per epoch (safetensors, atomic) and resume after a crash or Ctrl-C;
 - a NaN/Inf loss stops the run with a message naming the epoch and step;
 - deterministic on CPU: same spec and seed give bit-identical metrics, resumed or not;
-- AMP on CUDA.
+- the history holds no wall times, so two runs write byte-identical artifacts (timings
+  live in ``TrainResult.epoch_seconds`` and in the records passed to callbacks);
+- gradient clipping over every parameter the optimizer updates (the objective's too);
+- AMP on CUDA, with the grad scaler's state checkpointed.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from autokd.data.batches import Batch, BatchIterator
 from autokd.data.prepare import Split
 from autokd.spec.pipeline import TrainSpec
 from autokd.train.checkpoint import CKPT_NAME, load_checkpoint, restore, save_checkpoint
-from autokd.train.device import autocast
+from autokd.train.device import autocast, grad_scaler
 
 
 class NonFiniteLossError(RuntimeError):
@@ -110,11 +113,20 @@ def fingerprint(*parts: Any) -> str:
 
 @dataclass
 class TrainResult:
+    """What a run learned, and (apart from it) how long it took.
+
+    ``history`` has one record per epoch (epoch, lr, train/val loss and accuracy) and no
+    wall times: it is what a stage writes to a cached artifact. ``epoch_seconds[i]`` is the
+    wall time of epoch ``i + 1`` (restored from the checkpoint for resumed epochs);
+    ``seconds`` is this call's wall time.
+    """
+
     history: list[dict[str, float]]
     epochs_run: int
     resumed_from: int | None
     seconds: float
     final: dict[str, float] = field(default_factory=dict)
+    epoch_seconds: list[float] = field(default_factory=list)
 
 
 class Progress:
@@ -180,16 +192,20 @@ def train(
 
     ``on_epoch(record, epoch)`` is called after each epoch's checkpoint (a search trial
     reports there); ``replay(record)`` receives the epochs restored from a checkpoint so
-    loggers can rebuild their history.
+    loggers can rebuild their history. The records passed to both carry the epoch's wall
+    time as ``seconds``; those in ``TrainResult.history`` do not.
     """
     start_time = time.perf_counter()
     model.to(device)
     objective.to(device)
     optimizer = make_optimizer(cfg, list(model.parameters()) + list(objective.parameters()))
-    scaler = torch.amp.GradScaler("cuda") if amp and device.type == "cuda" else None
+    # clip what the optimizer updates: the model's parameters and the objective's (adapters)
+    clipped = [p for group in optimizer.param_groups for p in group["params"]]
+    scaler = grad_scaler(device, amp)
     batches = BatchIterator(train_split.x, train_split.y, cfg.batch_size, True, cfg.seed, cfg.augment)
 
     history: list[dict[str, float]] = []
+    epoch_seconds: list[float] = []
     first_epoch, resumed_from = 0, None
     ckpt_path = Path(checkpoint_dir) / CKPT_NAME if checkpoint_dir else None
     if ckpt_path is not None and ckpt_path.exists():
@@ -199,16 +215,20 @@ def train(
             print(f"[{name}] checkpoint {ckpt_path} is unreadable ({exc}); starting fresh", flush=True)
             tensors, meta = {}, {}
         if meta and meta.get("fingerprint") == run_fingerprint:
-            restore(tensors, meta, model, optimizer, objective)
-            history = meta["history"]
+            restore(tensors, meta, model, optimizer, objective, scaler)
+            # checkpoints from before epoch_seconds kept the wall time inside each record
+            old = meta["history"]
+            history = [{k: v for k, v in rec.items() if k != "seconds"} for rec in old]
+            epoch_seconds = [float(x) for x in meta.get("epoch_seconds", [r.get("seconds", 0.0) for r in old])]
+            epoch_seconds = (epoch_seconds + [0.0] * len(history))[: len(history)]
             first_epoch = resumed_from = int(meta["epoch"]) + 1
             if progress and first_epoch < cfg.epochs:
                 print(f"[{name}] resuming from checkpoint after epoch {first_epoch}/{cfg.epochs}", flush=True)
         elif meta and progress:
             print(f"[{name}] ignoring checkpoint from a different configuration; starting fresh", flush=True)
-    for rec in history:
-        if replay is not None:
-            replay(rec)
+    if replay is not None:
+        for rec, secs in zip(history, epoch_seconds):
+            replay({**rec, "seconds": secs})
 
     bar = Progress(name, cfg.epochs, len(batches), enabled=progress)
     bar.skip_to(first_epoch)
@@ -236,13 +256,13 @@ def train(
                     scaler.scale(loss).backward()
                     if cfg.grad_clip:
                         scaler.unscale_(optimizer)
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                        torch.nn.utils.clip_grad_norm_(clipped, cfg.grad_clip)
                     scaler.step(optimizer)
                     scaler.update()
                 else:
                     loss.backward()
                     if cfg.grad_clip:
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                        torch.nn.utils.clip_grad_norm_(clipped, cfg.grad_clip)
                     optimizer.step()
                 n = batch.y.shape[0]
                 sum_loss += value * n
@@ -257,16 +277,19 @@ def train(
             }
             val = evaluate_split(model, val_split, device)
             rec.update({f"val_{k}": v for k, v in val.items()})
-            rec["seconds"] = time.perf_counter() - t0
             history.append(rec)
+            epoch_seconds.append(time.perf_counter() - t0)
             if ckpt_path is not None:
                 save_checkpoint(
                     ckpt_path, model, optimizer, objective,
-                    {"epoch": epoch, "history": history, "fingerprint": run_fingerprint, "name": name},
+                    {"epoch": epoch, "history": history, "epoch_seconds": epoch_seconds,
+                     "fingerprint": run_fingerprint, "name": name},
+                    scaler,
                 )
-            bar.epoch(rec)
+            timed = {**rec, "seconds": epoch_seconds[-1]}
+            bar.epoch(timed)
             if on_epoch is not None:
-                on_epoch(rec, epoch)
+                on_epoch(timed, epoch)
     except KeyboardInterrupt:
         bar.close()
         done = len(history)
@@ -285,4 +308,5 @@ def train(
         resumed_from=resumed_from,
         seconds=time.perf_counter() - start_time,
         final=final,
+        epoch_seconds=epoch_seconds,
     )

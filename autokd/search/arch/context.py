@@ -23,9 +23,9 @@ from autokd.models.artifact import MODEL_FILE, load_model
 from autokd.models.registry import build_model
 from autokd.search.arch.proxies import ProxyBatch, TeacherSignals, teacher_signals
 from autokd.search.arch.space import ArchSpaceSpec, BatchSpec
-from autokd.spec.load import apply_overrides, dump_spec, load_yaml, validate_pipeline
+from autokd.spec.document import apply_overrides, dump_spec, load_yaml
 from autokd.spec.pipeline import PipelineSpec
-from autokd.stages import Layout
+from autokd.stages import Layout, validate_pipeline
 from autokd.train.teacher_cache import CACHE_NAME
 
 TEACHER_INIT_SEED = 0
@@ -82,7 +82,7 @@ def _check_same(directory: Path, key: str, expected: dict[str, Any], stage: str)
 
 def ensure_artifacts(spec: PipelineSpec, layout: Layout, need_teacher: bool, progress: bool = True) -> list[str]:
     """Run ``prepare`` / ``train_teacher`` into ``layout`` if their artifacts are missing."""
-    from autokd import stages
+    from autokd.stages import pipeline as stages
 
     actions = []
     if not (layout.data / "meta.json").exists():

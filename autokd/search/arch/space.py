@@ -43,16 +43,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Callable, ClassVar, Iterator, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 
-from autokd.spec.errors import SpecError, SpecIssue, issues_from_validation, unknown_name_issue
+from autokd.spec.base import Strict, validate_document
+from autokd.spec.document import read_document
+from autokd.spec.errors import SpecError, SpecIssue, unknown_name_issue
 
 PositiveInt = Annotated[int, Field(gt=0)]
 DepthInt = Annotated[int, Field(ge=1)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 # ------------------------------------------------------------------------------ genes
@@ -446,19 +444,14 @@ def registry_issues(spec: ArchSpaceSpec) -> tuple[FamilySpace | None, list[SpecI
 
 def validate_space(data: dict[str, Any], file: str | None = None, text: str | None = None) -> ArchSpaceSpec:
     """Validate a space mapping; raise :class:`SpecError` listing every problem."""
-    from autokd.spec.load import _attach_lines
+    found: dict[str, Any] = {}
 
-    try:
-        spec = ArchSpaceSpec.model_validate(data)
-    except ValidationError as exc:
-        issues = issues_from_validation(exc, ArchSpaceSpec)
-        _attach_lines(issues, text)
-        raise SpecError(file, issues) from None
-    space, issues = registry_issues(spec)
-    if issues:
-        _attach_lines(issues, text)
-        raise SpecError(file, issues)
-    spec._space = space
+    def checks(spec: ArchSpaceSpec) -> list[SpecIssue]:
+        found["space"], issues = registry_issues(spec)
+        return issues
+
+    spec = validate_document(ArchSpaceSpec, data, file=file, text=text, checks=checks)
+    spec._space = found["space"]
     spec._file = file
     if spec.name is None:
         spec.name = Path(file).stem if file else "arch"
@@ -467,9 +460,5 @@ def validate_space(data: dict[str, Any], file: str | None = None, text: str | No
 
 def load_space(path: str | Path, overrides: Mapping[str, Any] | None = None) -> ArchSpaceSpec:
     """Load, override (dotted paths) and validate a space file."""
-    from autokd.spec.load import apply_overrides, load_yaml
-
-    path = Path(path)
-    data = apply_overrides(load_yaml(path), overrides)
-    text = path.read_text() if not overrides else None
+    data, text = read_document(path, overrides)
     return validate_space(data, file=str(path), text=text)

@@ -32,7 +32,7 @@ from autokd.evaluate.metrics import accuracy, predict_logits
 from autokd.models.registry import build_model
 from autokd.search.arch.search import SearchResult, oriented
 from autokd.search.arch.space import Candidate
-from autokd.spec.load import dump_spec
+from autokd.spec.document import dump_spec
 from autokd.train.device import configure_threads, resolve_device, seed_everything, use_amp
 from autokd.train.trainer import fingerprint, train
 from autokd.utils.io import atomic_write_json

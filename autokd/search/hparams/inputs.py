@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autokd.spec.errors import SpecError, SpecIssue
-from autokd.spec.load import dump_spec
+from autokd.spec.document import dump_spec
 from autokd.spec.pipeline import PipelineSpec
 
 

@@ -315,7 +315,7 @@ def apply_patch_text(text: str, patch: dict[str, Any]) -> str:
 
 def apply_best(best_file: str | Path, pipeline_file: str | Path, root: str | Path | None = None) -> dict[str, Any]:
     """Write ``best.yaml``'s patch into ``pipeline_file``; validate first; return the patch."""
-    from autokd.spec.load import validate_pipeline
+    from autokd.stages.validate import validate_pipeline
 
     best = yaml.safe_load(Path(best_file).read_text())
     patch = best["patch"]

@@ -50,7 +50,8 @@ def prepare_context(loaded, log=print):
     from autokd.search.hparams.inputs import ensure_inputs
     from autokd.search.hparams.space import Space
     from autokd.search.hparams.trial import TrialContext
-    from autokd.spec.load import apply_overrides, validate_pipeline
+    from autokd.spec.document import apply_overrides
+    from autokd.stages.validate import validate_pipeline
 
     spec = loaded.spec
     pipeline = validate_pipeline(apply_overrides(loaded.base, spec.fixed), file=str(loaded.pipeline_file),

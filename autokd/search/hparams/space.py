@@ -7,6 +7,10 @@ can pickle it with the searcher (it must live in an importable module, as this o
   it asks only for the parameters of the chosen method (``distill.params.beta@dkd`` exists
   only in trials that chose ``dkd``). Choices whose values are not plain scalars (model
   specs, lists) are asked as string labels.
+- ``distill.temperature`` is a dimension only of trials whose method has a temperature: it is
+  asked after the method, and a trial of ``normkd``, ``ctkd`` or a feature method neither
+  samples it nor carries one (its patch sets ``distill.temperature: null``, the method's own
+  default, so a temperature in the pipeline spec does not leak into it).
 - ``space.to_overrides(params)`` turns a trial's parameters into the *spec patch*: dotted
   pipeline paths -> values, ``fixed`` included. When the method is a dimension the patch sets
   ``distill.params`` as a whole (the chosen method's own parameters only), so the patch
@@ -20,10 +24,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from autokd.spec.load import get_path, set_path
+from autokd.spec.document import get_path, set_path
 
 _SCALARS = (str, int, float, bool, type(None))
 METHOD = "distill.method"
+TEMPERATURE = "distill.temperature"
 PARAMS_PREFIX = "distill.params."
 
 
@@ -121,6 +126,8 @@ class Space:
     fixed: dict[str, Any]
     base_method: str
     base_method_params: dict[str, Any]
+    #: the methods this space can choose that have a temperature (``distill.temperature`` applies)
+    temperature_methods: frozenset[str] = frozenset()
 
     @classmethod
     def from_loaded(cls, loaded) -> "Space":
@@ -133,14 +140,16 @@ class Space:
                     _dim(sub, f"{sub}@{method}", sd, ("space", path, "conditional", method, sub))
                     for sub, sd in subs.items()
                 ]
-        patched = loaded.base
-        from autokd.spec.load import apply_overrides
+        from autokd.losses import available
+        from autokd.spec.document import apply_overrides
+        from autokd.stages.validate import uses_temperature
 
         patched = apply_overrides(loaded.base, spec.fixed)
         return cls(
             dims=dims, conditional=conditional, fixed=dict(spec.fixed),
             base_method=get_path(patched, METHOD, "kd"),
             base_method_params=dict(get_path(patched, "distill.params", {}) or {}),
+            temperature_methods=frozenset(m for m in available() if uses_temperature(m)),
         )
 
     # -- Optuna ------------------------------------------------------------------------
@@ -151,26 +160,34 @@ class Space:
         return None
 
     def suggest(self, trial) -> dict[str, Any]:
-        params = {}
-        for d in self.dims:
-            params[d.name] = d.suggest(trial)
-            if d.path == METHOD:
-                for sub in self.conditional.get(params[d.name], []):
-                    if sub.kind != "fixed":
-                        params[sub.name] = sub.suggest(trial)
+        """Ask for the method first (its conditional parameters and whether a temperature
+        exists depend on it), then every other active dimension in file order."""
+        params: dict[str, Any] = {}
+        md = self.method_dim
+        if md is not None:
+            params[md.name] = md.suggest(trial)
+        for d in self.active(params):
+            if d.name not in params and d.kind != "fixed":
+                params[d.name] = d.suggest(trial)
         return params
+
+    def method_of(self, params: dict[str, Any]) -> str:
+        md = self.method_dim
+        return md.decode(params[md.name]) if md is not None and md.name in params else self.base_method
 
     @property
     def method_dim(self) -> Dim | None:
         return next((d for d in self.dims if d.path == METHOD), None)
 
     def active(self, params: dict[str, Any]) -> list[Dim]:
-        """The dimensions a trial with ``params`` has (conditional ones only with their method)."""
-        out = list(self.dims)
+        """The dimensions a trial with ``params`` has: conditional ones only with their method,
+        the temperature only with a method that has one."""
         md = self.method_dim
-        if md is not None and md.name in params:
-            out += self.conditional.get(md.decode(params[md.name]), [])
-        return out
+        if md is None or md.name not in params:
+            return list(self.dims)
+        method = md.decode(params[md.name])
+        out = [d for d in self.dims if d.path != TEMPERATURE or method in self.temperature_methods]
+        return out + self.conditional.get(method, [])
 
     # -- decoding ----------------------------------------------------------------------
 
@@ -192,19 +209,19 @@ class Space:
                 out[path] = value
         if method_params is not None:
             out["distill.params"] = method_params
+        if md is not None and method not in self.temperature_methods:
+            out[TEMPERATURE] = None  # the method's own knob rules; the pipeline's T must not leak in
         return out
 
     def first_params(self, method: str | None = None) -> dict[str, Any]:
         """Parameters at each dimension's first value (a method forced if given)."""
-        params = {d.name: d.first() for d in self.dims}
         md = self.method_dim
+        params: dict[str, Any] = {}
         if md is not None:
-            if method is not None:
-                params[md.name] = md.choices[md.values.index(method)]
-            chosen = md.decode(params[md.name])
-            for sub in self.conditional.get(chosen, []):
-                if sub.kind != "fixed":
-                    params[sub.name] = sub.first()
+            params[md.name] = md.choices[md.values.index(method)] if method is not None else md.first()
+        for d in self.active(params):
+            if d.name not in params and d.kind != "fixed":
+                params[d.name] = d.first()
         return params
 
     # -- grids and display ---------------------------------------------------------------

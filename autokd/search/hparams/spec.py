@@ -39,22 +39,20 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from autokd.search.hparams.objectives import objective_issue
+from autokd.spec.base import Strict, validate_document
+from autokd.spec.document import apply_overrides, get_path, load_yaml
 from autokd.spec.errors import SpecError, SpecIssue, issues_from_validation
-from autokd.spec.load import _attach_lines, apply_overrides, get_path, load_yaml, validate_pipeline
 from autokd.spec.pipeline import ModelSpec, PipelineSpec
+from autokd.stages.validate import validate_pipeline
 
 PositiveInt = Annotated[int, Field(gt=0)]
 
 #: Spec sections a search may not change: trials share the prepared data and the teacher's
 #: cached outputs, so the data, the teacher and the runtime are fixed by the pipeline root.
 FROZEN_SECTIONS = ("data", "teacher", "runtime", "evaluate", "name")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 # ------------------------------------------------------------------------------ dimensions
@@ -325,15 +323,15 @@ def load_search_spec(path: str | Path, base_dir: str | Path | None = None) -> Lo
     """
     path = Path(path)
     base_dir = Path(base_dir) if base_dir is not None else Path.cwd()
-    data = load_yaml(path)
-    text = path.read_text()
-    try:
-        spec = SearchSpec.model_validate(data)
-    except ValidationError as exc:
-        issues = issues_from_validation(exc, SearchSpec)
-        _attach_lines(issues, text)
-        raise SpecError(str(path), issues) from None
+    found: dict[str, LoadedSearch] = {}
+    validate_document(SearchSpec, load_yaml(path), file=str(path), text=path.read_text(),
+                      checks=lambda spec: _search_issues(spec, path, base_dir, found))
+    return found["loaded"]
 
+
+def _search_issues(spec: SearchSpec, path: Path, base_dir: Path, found: dict[str, LoadedSearch]) -> list[SpecIssue]:
+    """Pass 2, in steps that each need the one before to be clean: the spec on its own, the
+    choices it names (models, shortlists), then the pipeline at every dimension's extremes."""
     issues: list[SpecIssue] = []
     for name in spec.objectives:
         issue = objective_issue(name, ("objectives", name))
@@ -387,8 +385,7 @@ def load_search_spec(path: str | Path, base_dir: str | Path | None = None) -> Lo
                             issues.append(SpecIssue(("space", key, "conditional", method, sub), expected="a constant "
                                                     "(sampler grid takes no conditional dimensions)", found=d.type))
     if issues:
-        _attach_lines(issues, text)
-        raise SpecError(str(path), issues)
+        return issues
 
     base = load_yaml(pipeline_file)
     choices: dict[str, list[Any]] = {}
@@ -403,16 +400,12 @@ def load_search_spec(path: str | Path, base_dir: str | Path | None = None) -> Lo
             else:
                 choices[key] = list(dim.values)
     if issues:
-        _attach_lines(issues, text)
-        raise SpecError(str(path), issues)
+        return issues
 
     loaded = LoadedSearch(spec=spec, file=str(path), pipeline_file=pipeline_file, root=root, base=base,
                           choices=choices)
-    issues = _sample_issues(loaded)
-    if issues:
-        _attach_lines(issues, text)
-        raise SpecError(str(path), issues)
-    return loaded
+    found["loaded"] = loaded
+    return _sample_issues(loaded)
 
 
 def _pipeline_issues(loaded: LoadedSearch, overrides: dict[str, Any], loc: tuple, what: str,

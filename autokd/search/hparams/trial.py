@@ -2,10 +2,10 @@
 
 A trial
 1. patches the pipeline spec with its parameters (:meth:`Space.to_overrides`, then
-   :func:`~autokd.spec.load.apply_overrides` and :func:`~autokd.spec.load.validate_pipeline`);
-2. builds the student and the distillation objective exactly as ``autokd.stages.distill``
-   does (``seed_everything(student.train.seed)``, ``build_model``,
-   :func:`~autokd.stages.build_distill_objective`), so the same spec gives the same initial
+   :func:`~autokd.spec.document.apply_overrides` and :func:`~autokd.stages.validate_pipeline`);
+2. builds the student and the distillation objective with the stages' own recipe
+   (:func:`~autokd.stages.build_role_model`, :func:`~autokd.stages.build_distill_objective`,
+   :func:`~autokd.stages.role_fingerprint`), so the same spec gives the same initial
    weights, the same batches and, on the CPU, the same accuracy as ``dvc repro``;
 3. trains with :func:`autokd.train.train` (per-epoch checkpoints, resume), reading the
    teacher's cached logits for logit methods (``teacher_calls`` stays 0) and running the
@@ -74,7 +74,8 @@ class TrialContext:
 def trial_spec(params: dict[str, Any], ctx: TrialContext):
     """The validated pipeline spec of a trial and its patch."""
     from autokd.spec.errors import SpecError
-    from autokd.spec.load import apply_overrides, validate_pipeline
+    from autokd.spec.document import apply_overrides
+    from autokd.stages.validate import validate_pipeline
 
     patch = ctx.space.to_overrides(params)
     try:
@@ -108,10 +109,9 @@ def run_trial(params: dict[str, Any], ctx: TrialContext, reporter: Reporter) -> 
 
     from autokd.data.prepare import load_prepared
     from autokd.evaluate.metrics import accuracy, predict_logits
-    from autokd.spec.load import dump_spec
-    from autokd.stages import Layout
+    from autokd.stages import Layout, distill_extra, role_fingerprint
     from autokd.train.device import resolve_device, use_amp
-    from autokd.train.trainer import NonFiniteLossError, fingerprint, train
+    from autokd.train.trainer import NonFiniteLossError, train
 
     spec, _ = trial_spec(params, ctx)
     threads = spec.runtime.num_threads or max(1, int(ctx.cpus))
@@ -127,9 +127,8 @@ def run_trial(params: dict[str, Any], ctx: TrialContext, reporter: Reporter) -> 
     ckpt_dir = reporter.checkpoint_dir()
     static["node"] = reporter.node()
     static["nodes"] = " ".join(_record_node(ckpt_dir, static["node"]))
-    # the distill stage's checkpoint fingerprint (autokd.stages._train_role)
-    run_fp = fingerprint("student", dump_spec(spec.student), dump_spec(spec.runtime), data.sha256,
-                         {"distill": dump_spec(spec.distill), "teacher": ctx.inputs.teacher_sha256})
+    # the distill stage's own checkpoint fingerprint: a trial and `dvc repro` of the same spec resume alike
+    run_fp = role_fingerprint("student", spec, spec.student, data.sha256, distill_extra(spec, ctx.inputs.teacher_sha256))
     last: dict[str, Any] = {}
     replayed: list[dict[str, float]] = []  # epochs restored from a checkpoint (a resumed trial)
 
@@ -173,12 +172,10 @@ def build_trial(spec, data, layout, device):
     order of random draws), plus the student's size and latency (measured without touching
     the global random state)."""
     from autokd.evaluate.metrics import count_flops
-    from autokd.models.registry import build_model, count_params
-    from autokd.stages import build_distill_objective, teacher_mode
-    from autokd.train.device import seed_everything
+    from autokd.models.registry import count_params
+    from autokd.stages import build_distill_objective, build_role_model, teacher_mode
 
-    seed_everything(spec.student.train.seed)
-    model = build_model(spec.student.model.name, spec.student.model.params, data.input_shape, data.num_classes)
+    model = build_role_model(spec.student, data)
     static = {
         "params": count_params(model),
         "flops": count_flops(model, tuple(data.input_shape)),

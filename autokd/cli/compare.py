@@ -16,6 +16,8 @@ from pathlib import Path
 
 import typer
 
+from autokd.cli.errors import fail, guard
+
 app = typer.Typer(help="Compare every distillation method over seeds (pipelines/compare).", no_args_is_help=True)
 
 SPEC_OPT = typer.Option(Path("pipelines/compare/methods.yaml"), "--spec", help="comparison spec (YAML)")
@@ -23,18 +25,16 @@ ROOT_OPT = typer.Option(Path("."), help="repo root: artifacts/ is read, runs/com
 
 
 def _spec(spec: Path, root: Path):
-    from autokd.cli import _guard
-    from autokd.compare import load
+    from autokd.stages.compare import load
 
-    return _guard(load, spec, root)
+    return guard(load, spec, root)
 
 
 def _missing_inputs(root: Path) -> None:
-    from autokd.cli import _fail
 
     for sub in ("artifacts/data", "artifacts/teacher", "artifacts/teacher_outputs"):
         if not (root / sub / "manifest.json").exists():
-            _fail(f"{root / sub} is missing: run the default pipeline first (dvc repro, or "
+            fail(f"{root / sub} is missing: run the default pipeline first (dvc repro, or "
                   f"dvc repro pipelines/compare/dvc.yaml which builds it)", 2)
 
 
@@ -46,25 +46,23 @@ def run(
     root: Path = ROOT_OPT,
 ) -> None:
     """Train one (method, seed) student into runs/compare/<method>/<seed>/."""
-    from autokd.cli import _guard
-    from autokd.compare import run_one
+    from autokd.stages.compare import run_one
 
     s = _spec(spec, root)
     _missing_inputs(root)
-    _guard(run_one, s, method, seed, root)
+    guard(run_one, s, method, seed, root)
 
 
 @app.command()
 def aggregate(spec: Path = SPEC_OPT, root: Path = ROOT_OPT) -> None:
     """Mean and std over seeds per method: reports/methods.json and reports/methods.png."""
-    from autokd.cli import _fail, _guard
-    from autokd.compare import REPORT_JSON, aggregate as agg, markdown_table
+    from autokd.stages.compare import REPORT_JSON, aggregate as agg, markdown_table
 
     s = _spec(spec, root)
     try:
-        report = _guard(agg, s, root)
+        report = guard(agg, s, root)
     except FileNotFoundError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     typer.echo(markdown_table(report))
     typer.echo(f"wrote {root / REPORT_JSON}")
 
@@ -72,12 +70,11 @@ def aggregate(spec: Path = SPEC_OPT, root: Path = ROOT_OPT) -> None:
 @app.command("all")
 def run_all(spec: Path = SPEC_OPT, root: Path = ROOT_OPT) -> None:
     """Every run then the aggregate, without DVC (no caching)."""
-    from autokd.cli import _guard
-    from autokd.compare import markdown_table, run_all as go
+    from autokd.stages.compare import markdown_table, run_all as go
 
     s = _spec(spec, root)
     _missing_inputs(root)
-    typer.echo(markdown_table(_guard(go, s, root)))
+    typer.echo(markdown_table(guard(go, s, root)))
 
 
 @app.command()
@@ -85,10 +82,9 @@ def table(root: Path = ROOT_OPT) -> None:
     """Print reports/methods.json as the README's markdown table."""
     import json
 
-    from autokd.cli import _fail
-    from autokd.compare import REPORT_JSON, markdown_table
+    from autokd.stages.compare import REPORT_JSON, markdown_table
 
     path = root / REPORT_JSON
     if not path.exists():
-        _fail(f"{path} does not exist: run `dvc repro pipelines/compare/dvc.yaml` first", 2)
+        fail(f"{path} does not exist: run `dvc repro pipelines/compare/dvc.yaml` first", 2)
     typer.echo(markdown_table(json.loads(path.read_text())))

@@ -29,13 +29,15 @@ from typing import Any
 
 import torch
 
-from autokd import stages
 from autokd.data.prepare import load_prepared
 from autokd.lineage.manifest import file_sha256
 from autokd.models.artifact import MODEL_FILE, load_model
-from autokd.spec.compare import BASELINE, CompareSpec, load_compare_spec, run_pipeline_spec
-from autokd.spec.load import dump_spec
-from autokd.stages import Layout
+from autokd.spec.compare import BASELINE, CompareSpec
+from autokd.spec.document import dump_spec
+from autokd.stages.compare_spec import load_compare_spec, run_pipeline_spec
+from autokd.stages.layout import Layout
+from autokd.stages.recipe import build_distill_objective, distill_extra, save_role, setup, train_role
+from autokd.stages.validate import effective_distill
 from autokd.train.trainer import CrossEntropyObjective
 from autokd.utils.io import atomic_write_json
 
@@ -80,20 +82,19 @@ def run_one(spec: CompareSpec, method: str, seed: int, root: str | Path = ".", p
     root = Path(root)
     pspec = run_pipeline_spec(spec, method, seed, root)
     layout = run_layout(root, method, seed)
-    device, amp = stages._setup(pspec)
+    device, amp = setup(pspec)
     data = load_prepared(layout.data)
     teacher_dir = layout.model_dir("teacher")
     if method == BASELINE:
         make, extra, parents = (lambda m: CrossEntropyObjective()), None, [layout.data]
         section = {"student": dump_spec(pspec.student)}
     else:
-        make = lambda m: stages.build_distill_objective(pspec, m, data, layout, device)  # noqa: E731
-        extra = {"distill": dump_spec(pspec.distill), "teacher": file_sha256(teacher_dir / MODEL_FILE)}
+        make = lambda m: build_distill_objective(pspec, m, data, layout, device)  # noqa: E731
+        extra = distill_extra(pspec, file_sha256(teacher_dir / MODEL_FILE))
         parents = [layout.data, teacher_dir]
-        section = {"student": dump_spec(pspec.student), "distill": dump_spec(pspec.distill)}
-    model, result = stages._train_role(pspec, "student", pspec.student, data, layout, make, extra, device, amp,
-                                       progress)
-    stages._save_role(layout, "student", model, pspec.student, data, result, parents, section)
+        section = {"student": dump_spec(pspec.student), "distill": effective_distill(pspec.distill)}
+    model, result = train_role(pspec, "student", pspec.student, data, layout, make, extra, device, amp, progress)
+    save_role(layout, "student", model, pspec.student, data, result, parents, section)
 
     cpu = torch.device("cpu")
     x, y = data.test.x, data.test.y

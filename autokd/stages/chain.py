@@ -31,14 +31,16 @@ from typing import Any
 
 import torch
 
-from autokd import stages
 from autokd.data.prepare import PreparedData, load_prepared
 from autokd.lineage.manifest import file_sha256, write_manifest
 from autokd.models.artifact import MODEL_FILE, load_model
-from autokd.spec.chain import ChainSpec, StepSpec, load_chain_spec
-from autokd.spec.load import dump_spec
+from autokd.spec.chain import ChainSpec, StepSpec
+from autokd.spec.document import dump_spec
 from autokd.spec.pipeline import PipelineSpec
-from autokd.stages import Layout
+from autokd.stages import pipeline as stages
+from autokd.stages.layout import Layout
+from autokd.stages.recipe import build_distill_objective, distill_extra, save_role, setup, train_role
+from autokd.stages.validate import effective_distill, load_chain_spec
 from autokd.train.device import configure_threads
 from autokd.train.teacher_cache import CACHE_NAME, TeacherOutputs, compute_teacher_logits, save_teacher_outputs
 from autokd.utils.io import atomic_write_json
@@ -87,10 +89,10 @@ def build_step_objective(
     device: torch.device,
 ):
     """The step's distillation objective; with ``step.blockwise``, wrapped with stepping stones."""
-    base = stages.build_distill_objective(view, student, data, layout, device)
+    base = build_distill_objective(view, student, data, layout, device)
     if step is None or step.blockwise is None:
         return base
-    from autokd.blockwise import BlockwiseObjective
+    from autokd.train.blockwise import BlockwiseObjective
 
     teacher = base.teacher if base.teacher is not None else load_model(layout.model_dir("teacher"))
     return BlockwiseObjective(base, student, teacher.to(device), data.input_shape,
@@ -101,20 +103,20 @@ def _distill_role(
     view: PipelineSpec, step: StepSpec | None, role: str, source: str, layout: Layout, progress: bool,
 ) -> tuple[torch.nn.Module, PreparedData, torch.device]:
     """Train ``view.student`` as ``role`` distilled from ``source``; save it with its manifest."""
-    device, amp = stages._setup(view)
+    device, amp = setup(view)
     data = load_prepared(layout.data)
     src = SourceLayout(layout.root, source=source)
     source_sha = file_sha256(src.model_dir("teacher") / MODEL_FILE)
     blockwise = dump_spec(step.blockwise) if step is not None and step.blockwise is not None else None
-    model, result = stages._train_role(
+    model, result = train_role(
         view, role, view.student, data, layout,
         lambda m: build_step_objective(view, step, m, data, src, device),
-        {"distill": dump_spec(view.distill), "blockwise": blockwise, "source": source_sha}, device, amp, progress,
+        distill_extra(view, source_sha, blockwise=blockwise), device, amp, progress,
     )
-    section = {"student": dump_spec(view.student), "distill": dump_spec(view.distill), "source": source}
+    section = {"student": dump_spec(view.student), "distill": effective_distill(view.distill), "source": source}
     if blockwise is not None:
         section["blockwise"] = blockwise
-    stages._save_role(layout, role, model, view.student, data, result, [layout.data, src.model_dir("teacher")], section)
+    save_role(layout, role, model, view.student, data, result, [layout.data, src.model_dir("teacher")], section)
     return model, data, device
 
 
@@ -148,11 +150,6 @@ def chain_direct(spec: ChainSpec, layout: Layout, progress: bool = True) -> None
     _distill_role(spec.direct_pipeline(), None, "direct", "teacher", layout, progress)
 
 
-def model_names(spec: ChainSpec) -> list[str]:
-    names = ["teacher"] + [s.name for s in spec.steps]
-    return names + (["baseline"] if spec.baseline else []) + (["direct"] if spec.direct else [])
-
-
 def chain_evaluate(spec: ChainSpec, layout: Layout) -> dict[str, Any]:
     """Every model's test metrics, each step's gains, plots; one metrics file."""
     from autokd.evaluate.metrics import accuracy, agreement, ece, model_metrics, nll, predict_logits
@@ -163,7 +160,7 @@ def chain_evaluate(spec: ChainSpec, layout: Layout) -> dict[str, Any]:
     data = load_prepared(layout.data)
     ev = spec.evaluate
     x, y = data.test.x, data.test.y
-    names = model_names(spec)
+    names = spec.model_names()
     models = {n: load_model(layout.model_dir(n)) for n in names}
     logits = {n: predict_logits(m, x, cpu) for n, m in models.items()}
     per_model = {
@@ -247,102 +244,6 @@ def run_chain(spec: ChainSpec, layout: Layout, progress: bool = True) -> dict[st
     for name in spec.stage_names():
         out = run_chain_stage(spec, layout, name, progress)
     return out
-
-
-# ------------------------------------------------------------------------------------ DVC
-
-CODE_DEPS = {
-    "prepare": ["autokd/data", "autokd/spec", "autokd/stages.py", "autokd/chain.py"],
-    "train": ["autokd/models", "autokd/train", "autokd/stages.py", "autokd/chain.py"],
-    "distill": ["autokd/models", "autokd/train", "autokd/losses", "autokd/blockwise.py", "autokd/stages.py",
-                "autokd/chain.py"],
-    "evaluate": ["autokd/evaluate", "autokd/chain.py"],
-}
-
-
-def dvc_stages(spec: ChainSpec, spec_path: str, root: str, raw: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The ``stages:`` of ``pipelines/<name>/dvc.yaml`` for this chain (each lists only the keys it reads).
-
-    Paths are relative to the repo root (``wdir: ../..``). ``raw`` is the spec file's mapping:
-    DVC refuses params keys a file lacks, so keys left to their defaults are not listed (add
-    one to the spec file, then regenerate). ``autokd chain dvc SPEC`` prints the file.
-    """
-    r = root.rstrip("/")
-
-    def keys(*dotted: str) -> list[dict[str, list[str]]]:
-        present = [k for k in dotted if raw is None or _has_path(raw, k)]
-        return [{spec_path: present}] if present else []
-
-    cmd = f"python -m autokd chain step {spec_path} {{}} --root {r}"
-
-    def model_outs(role: str, with_outputs: bool) -> list[Any]:
-        outs: list[Any] = [f"{r}/artifacts/{role}"]
-        if with_outputs:
-            outs.append(f"{r}/artifacts/{'teacher_outputs' if role == 'teacher' else role + '_outputs'}")
-        outs.append({f"{r}/checkpoints/{role}": {"persist": True, "cache": False}})
-        outs.append({f"{r}/dvclive/{role}": {"cache": False}})
-        return outs
-
-    last = len(spec.steps) - 1
-    out: dict[str, Any] = {
-        "prepare": {"wdir": "../..", "cmd": cmd.format("prepare"), "deps": CODE_DEPS["prepare"],
-                    "params": keys("data"), "outs": [f"{r}/artifacts/data"]},
-        "teacher": {"wdir": "../..", "cmd": cmd.format("teacher"), "deps": [f"{r}/artifacts/data"] + CODE_DEPS["train"],
-                    "params": keys("teacher", "runtime"), "outs": model_outs("teacher", True)},
-    }
-    for i, step in enumerate(spec.steps):
-        source = spec.source(i)
-        src_out = "teacher_outputs" if source == "teacher" else f"{source}_outputs"
-        out[step.name] = {
-            "wdir": "../..", "cmd": cmd.format(step.name),
-            "deps": [f"{r}/artifacts/data", f"{r}/artifacts/{source}", f"{r}/artifacts/{src_out}"] + CODE_DEPS["distill"],
-            "params": keys(f"steps.{i}", "runtime"), "outs": model_outs(step.name, True),
-        }
-    if spec.baseline:
-        out["baseline"] = {
-            "wdir": "../..", "cmd": cmd.format("baseline"), "deps": [f"{r}/artifacts/data"] + CODE_DEPS["train"],
-            "params": keys(f"steps.{last}.model", f"steps.{last}.train", "runtime"),
-            "outs": model_outs("baseline", False),
-        }
-    if spec.direct:
-        out["direct"] = {
-            "wdir": "../..", "cmd": cmd.format("direct"),
-            "deps": [f"{r}/artifacts/data", f"{r}/artifacts/teacher", f"{r}/artifacts/teacher_outputs"]
-            + CODE_DEPS["distill"],
-            "params": keys(f"steps.{last}.model", f"steps.{last}.train", f"steps.{last}.distill", "runtime"),
-            "outs": model_outs("direct", False),
-        }
-    out["evaluate"] = {
-        "wdir": "../..", "cmd": f"python -m autokd chain evaluate {spec_path} --root {r}",
-        "deps": [f"{r}/artifacts/data"] + [f"{r}/artifacts/{n}" for n in model_names(spec)] + CODE_DEPS["evaluate"],
-        "params": keys("evaluate", "ensemble"),
-        "outs": [{f"{r}/reports/plots": {"cache": False}}, {f"{r}/reports/manifest.json": {"cache": False}}],
-        "metrics": [{f"{r}/reports/metrics.json": {"cache": False}}],
-    }
-    return out
-
-
-def _has_path(raw: dict[str, Any], dotted: str) -> bool:
-    node: Any = raw
-    for part in dotted.split("."):
-        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        elif isinstance(node, dict) and part in node:
-            node = node[part]
-        else:
-            return False
-    return True
-
-
-def dvc_yaml_text(spec: ChainSpec, spec_path: str, root: str, raw: dict[str, Any] | None = None) -> str:
-    import yaml
-
-    header = (
-        f"# The {spec.name} chain ({spec_path}) as DVC stages; generated by\n"
-        f"#   python -m autokd chain dvc {spec_path} --root {root} > pipelines/{spec.name}/dvc.yaml\n"
-        f"# Run:  dvc repro pipelines/{spec.name}/dvc.yaml      (commands run at the repo root: wdir ../..)\n"
-    )
-    return header + yaml.safe_dump({"stages": dvc_stages(spec, spec_path, root, raw)}, sort_keys=False, width=120)
 
 
 def load_and_layout(spec_path: str | Path, root: str | Path | None = None) -> tuple[ChainSpec, Layout]:

@@ -12,6 +12,8 @@ from typing import Optional
 
 import typer
 
+from autokd.cli.errors import guard
+
 
 def arch(
     space: Path = typer.Argument(..., help="student architecture space (YAML), e.g. search_spaces/students.yaml"),
@@ -27,26 +29,11 @@ def arch(
     quiet: bool = typer.Option(False, "--quiet", help="no progress lines"),
 ) -> None:
     """Rank student architectures for the pipeline's teacher without training them."""
-    from autokd.data.readers import DataReadError
-    from autokd.models.registry import ModelBuildError
-    from autokd.spec.errors import SpecError
+    from autokd.search.arch import ArchSearchError, run_arch_search
 
-    def fail(message: str, code: int) -> None:
-        typer.echo("\n".join(f"error: {line}" for line in message.splitlines()), err=True)
-        raise typer.Exit(code)
-
-    try:
-        from autokd.search.arch.context import ArchSearchError
-        from autokd.search.arch.search import run_arch_search
-
-        summary = run_arch_search(space, out=out, top_k=top_k, validate=validate, root=root,
-                                  validate_epochs=validate_epochs, seed=seed, progress=not quiet)
-    except SpecError as exc:
-        fail(exc.render(), 2)
-    except (ArchSearchError, DataReadError, ModelBuildError) as exc:
-        fail(str(exc), 2)
-    except KeyboardInterrupt:
-        fail("interrupted; validation checkpoints are kept, run the same command again to resume", 130)
+    summary = guard(run_arch_search, space, out=out, top_k=top_k, validate=validate, root=root,
+                    validate_epochs=validate_epochs, seed=seed, progress=not quiet, bad_input=(ArchSearchError,),
+                    interrupted="interrupted; validation checkpoints are kept, run the same command again to resume")
     meta = summary["meta"]
     typer.echo(
         f"{meta['algorithm']} search: {meta['admitted']} candidates scored, {meta['rejected']} rejected by the "

@@ -16,6 +16,8 @@ from typing import Optional
 
 import typer
 
+from autokd.cli.errors import fail, guard
+
 app = typer.Typer(
     help="Multi-stage distillation chains: teacher -> step 1 -> step 2 …, each distilled from the model before.",
     no_args_is_help=True,
@@ -26,19 +28,16 @@ ROOT_OPT = typer.Option(None, help="output root (default: runs/<spec name>)")
 
 
 def _load(spec: Path, root: Optional[Path]):
-    from autokd.chain import load_and_layout
-    from autokd.cli import _guard
+    from autokd.stages.chain import load_and_layout
 
-    return _guard(load_and_layout, spec, root)
+    return guard(load_and_layout, spec, root)
 
 
 def _run(fn, *args):
-    from autokd.cli import _fail, _guard
-
     try:
-        return _guard(fn, *args)
+        return guard(fn, *args)
     except KeyError as exc:
-        _fail(str(exc.args[0]) if exc.args else str(exc), 2)
+        fail(str(exc.args[0]) if exc.args else str(exc), 2)
 
 
 @app.command()
@@ -48,7 +47,7 @@ def step(
     root: Optional[Path] = ROOT_OPT,
 ) -> None:
     """Run one stage of the chain (what its dvc.yaml calls)."""
-    from autokd.chain import run_chain_stage
+    from autokd.stages.chain import run_chain_stage
 
     s, layout = _load(spec, root)
     _run(run_chain_stage, s, layout, name)
@@ -57,7 +56,7 @@ def step(
 @app.command()
 def evaluate(spec: Path = SPEC_ARG, root: Optional[Path] = ROOT_OPT) -> None:
     """Test metrics of every model of the chain, each step's gains: reports/metrics.json under the root."""
-    from autokd.chain import chain_evaluate
+    from autokd.stages.chain import chain_evaluate
 
     s, layout = _load(spec, root)
     _run(chain_evaluate, s, layout)
@@ -66,7 +65,7 @@ def evaluate(spec: Path = SPEC_ARG, root: Optional[Path] = ROOT_OPT) -> None:
 @app.command()
 def run(spec: Path = SPEC_ARG, root: Optional[Path] = ROOT_OPT) -> None:
     """Every stage in order without DVC (no caching; `dvc repro pipelines/<name>/dvc.yaml` is the cached way)."""
-    from autokd.chain import run_chain_stage
+    from autokd.stages.chain import run_chain_stage
 
     s, layout = _load(spec, root)
     for name in s.stage_names():
@@ -80,8 +79,9 @@ def dvc_yaml(
     root: Optional[Path] = ROOT_OPT,
 ) -> None:
     """Print the chain's DVC stages (redirect to pipelines/<name>/dvc.yaml)."""
-    from autokd.chain import default_root, dvc_yaml_text
-    from autokd.spec.load import load_yaml
+    from autokd.spec.document import load_yaml
+    from autokd.stages.chain import default_root
+    from autokd.stages.dvcgen import dvc_yaml_text
 
     s, _ = _load(spec, root)
     text = dvc_yaml_text(s, spec.as_posix(), (root or default_root(s)).as_posix(), raw=load_yaml(spec))

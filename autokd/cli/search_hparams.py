@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from autokd.cli.errors import fail, guard, unknown_choice
+
 
 def hparams(
     spec: Path = typer.Argument(..., help="search spec (YAML), e.g. search_spaces/default.yaml"),
@@ -24,31 +26,26 @@ def hparams(
     overwrite: bool = typer.Option(False, "--overwrite", help="discard an earlier search of the same name"),
 ) -> None:
     """Search distillation hyperparameters (T, lambda, method, student, training knobs)."""
-    from autokd.cli import _fail, _guard
-
     if backend not in ("ray", "optuna"):
-        from autokd.spec.errors import suggest
-
-        hint = suggest(backend, ("ray", "optuna"))
-        _fail(f"unknown backend {backend!r}; backends: ray, optuna" + (f" ({hint})" if hint else ""), 2)
+        unknown_choice("backend", backend, ("ray", "optuna"))
     if apply_only:
         from autokd.search.hparams.run import apply_only as _apply_only
 
         try:
-            _guard(_apply_only, spec, out_dir=out, log=typer.echo)
+            guard(_apply_only, spec, out_dir=out, log=typer.echo)
         except FileNotFoundError as exc:
-            _fail(str(exc), 2)
+            fail(str(exc), 2)
         return
     from autokd.search.hparams.run import run_search
 
     try:
-        outcome = _guard(run_search, spec, trials=trials, address=address, resume=resume, apply=apply,
+        outcome = guard(run_search, spec, trials=trials, address=address, resume=resume, apply=apply,
                          backend=backend, storage=storage, out_dir=out, overwrite=overwrite, log=typer.echo)
     except RuntimeError as exc:  # SearchError, StudyMismatch: a search that cannot start
         if type(exc).__name__ in ("SearchError", "StudyMismatch"):
-            _fail(str(exc), 2)
+            fail(str(exc), 2)
         raise
     except ValueError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     if outcome is not None and not any(r.status == "completed" for r in outcome.records):
-        _fail("no trial completed its schedule (see trials.csv for the reasons)", 1)
+        fail("no trial completed its schedule (see trials.csv for the reasons)", 1)

@@ -1,0 +1,75 @@
+"""The ``evaluate`` stage: test metrics of teacher, baseline and student, plots, the report manifest."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import torch
+
+from autokd.data.prepare import load_prepared
+from autokd.evaluate.metrics import agreement, confusion_matrix, model_metrics, predict_logits
+from autokd.lineage.manifest import write_manifest
+from autokd.models.artifact import load_model
+from autokd.spec.document import dump_spec
+from autokd.spec.pipeline import PipelineSpec
+from autokd.stages.layout import Layout
+from autokd.train.device import configure_threads
+from autokd.utils.io import atomic_write_json
+
+ROLES = ("teacher", "baseline", "student")
+
+
+def evaluate(spec: PipelineSpec, layout: Layout) -> dict[str, Any]:
+    """Test metrics for all three models, plots, and the report manifest."""
+    from autokd.evaluate.plots import plot_confusion, plot_curves
+
+    configure_threads(spec.runtime)
+    cpu = torch.device("cpu")
+    data = load_prepared(layout.data)
+    ev = spec.evaluate
+    x, y = data.test.x, data.test.y
+    models = {role: load_model(layout.model_dir(role)) for role in ROLES}
+    logits = {role: predict_logits(m, x, cpu) for role, m in models.items()}
+    metrics: dict[str, Any] = {}
+    for role, model in models.items():
+        metrics[role] = model_metrics(
+            model, logits[role], y, data.input_shape, ece_bins=ev.ece_bins, latency_runs=ev.latency_runs,
+            latency_warmup=ev.latency_warmup, threads=ev.latency_threads, throughput_batch=ev.throughput_batch,
+        )
+    metrics["student"]["agreement"] = agreement(logits["student"], logits["teacher"])
+    metrics["baseline"]["agreement"] = agreement(logits["baseline"], logits["teacher"])
+    metrics["kd_gain"] = metrics["student"]["accuracy"] - metrics["baseline"]["accuracy"]
+    metrics["compression"] = metrics["teacher"]["params"] / metrics["student"]["params"]
+    metrics["test_samples"] = len(y)
+
+    reports = layout.reports
+    plots = reports / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(reports / "metrics.json", metrics)
+    cm = confusion_matrix(logits["student"], y, data.num_classes)
+    names = [str(c) for c in data.meta["class_names"]] or [str(i) for i in range(data.num_classes)]
+    plot_confusion(cm, names, plots / "confusion_student.png", "student (distilled): test confusion")
+    pred = logits["student"].argmax(1).tolist()
+    rows = [{"actual": names[t], "predicted": names[p]} for t, p in zip(y.tolist(), pred)]
+    atomic_write_json(plots / "confusion_student.json", rows)
+    histories = {role: json.loads((layout.model_dir(role) / "history.json").read_text()) for role in ROLES}
+    plot_curves(histories, plots / "training_curves.png")
+    write_manifest(
+        reports, kind="evaluation", content=["metrics.json"],
+        parents=[layout.data] + [layout.model_dir(r) for r in ROLES],
+        spec={"evaluate": dump_spec(spec.evaluate)},
+        metrics={"teacher.accuracy": metrics["teacher"]["accuracy"],
+                 "baseline.accuracy": metrics["baseline"]["accuracy"],
+                 "student.accuracy": metrics["student"]["accuracy"], "kd_gain": metrics["kd_gain"]},
+        root=layout.root,
+    )
+    t, b, s = (metrics[r] for r in ROLES)
+    print(
+        f"[evaluate] test accuracy: teacher {t['accuracy']:.4f} ({t['params']} params), "
+        f"baseline {b['accuracy']:.4f}, student {s['accuracy']:.4f} ({s['params']} params); "
+        f"kd_gain {metrics['kd_gain']:+.4f}, compression {metrics['compression']:.1f}x, "
+        f"agreement {s['agreement']:.4f}",
+        flush=True,
+    )
+    return metrics

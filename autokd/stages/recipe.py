@@ -1,0 +1,141 @@
+"""The public recipe every run is made of: set up, build, train a role, save it.
+
+The default pipeline's stages, the chains, the method comparison, hyperparameter-search
+trials and the architecture search's validation all call these functions, so a given spec
+builds the same initial weights, sees the same batches and resumes from the same checkpoint
+fingerprint whichever of them runs it (on the CPU: the same bytes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from autokd.data.prepare import PreparedData
+from autokd.lineage.manifest import file_sha256, write_manifest
+from autokd.models.artifact import MODEL_FILE, load_model, save_model
+from autokd.models.registry import build_model, feature_names
+from autokd.spec.document import dump_spec
+from autokd.spec.pipeline import PipelineSpec, RoleSpec
+from autokd.stages.layout import Layout, LiveLogger
+from autokd.stages.validate import effective_distill, method_params
+from autokd.train.device import configure_threads, resolve_device, seed_everything, use_amp
+from autokd.train.distill import DistillObjective
+from autokd.train.teacher_cache import CACHE_NAME, load_teacher_outputs
+from autokd.train.trainer import TrainResult, fingerprint, train
+
+
+def setup(spec: PipelineSpec) -> tuple[torch.device, bool]:
+    """Torch threads, the device and whether AMP is on, from ``spec.runtime``."""
+    configure_threads(spec.runtime)
+    device = resolve_device(spec.runtime)
+    return device, use_amp(spec.runtime, device)
+
+
+def build_role_model(role_spec: RoleSpec, data: PreparedData) -> torch.nn.Module:
+    """The role's model at its seed's initial weights (seeding first fixes every later draw)."""
+    seed_everything(role_spec.train.seed)
+    return build_model(role_spec.model.name, role_spec.model.params, data.input_shape, data.num_classes)
+
+
+def distill_extra(spec: PipelineSpec, source_sha256: str, **more: Any) -> dict[str, Any]:
+    """What a distilled run's fingerprint adds to the role's: the effective distillation recipe
+    (defaults filled in, unused knobs absent) and the teacher's content hash."""
+    return {"distill": effective_distill(spec.distill), "teacher": source_sha256, **more}
+
+
+def role_fingerprint(role: str, spec: PipelineSpec, role_spec: RoleSpec, data_sha256: str, extra: Any) -> str:
+    """The checkpoint fingerprint of a run: a checkpoint with another one is ignored."""
+    return fingerprint(role, dump_spec(role_spec), dump_spec(spec.runtime), data_sha256, extra)
+
+
+def train_role(
+    spec: PipelineSpec,
+    role: str,
+    role_spec: RoleSpec,
+    data: PreparedData,
+    layout: Layout,
+    make_objective: Callable[[torch.nn.Module], torch.nn.Module],
+    extra_fingerprint: Any,
+    device: torch.device,
+    amp: bool,
+    progress: bool = True,
+) -> tuple[torch.nn.Module, TrainResult]:
+    """Build ``role``'s model, train it with checkpoints under ``layout`` and DVCLive metrics."""
+    model = build_role_model(role_spec, data)
+    objective = make_objective(model)
+    fp = role_fingerprint(role, spec, role_spec, data.sha256, extra_fingerprint)
+    live = LiveLogger(layout.live(role))
+    try:
+        result = train(
+            model, data.train, data.val, role_spec.train, objective,
+            device=device, amp=amp, checkpoint_dir=layout.checkpoints(role), run_fingerprint=fp,
+            name=role, on_epoch=live.log, replay=live.log, progress=progress,
+        )
+    finally:
+        live.close()
+    return model, result
+
+
+def save_role(
+    layout: Layout, role: str, model: torch.nn.Module, role_spec: RoleSpec, data: PreparedData,
+    result: TrainResult, parents: list[Path], spec_section: dict[str, Any],
+) -> dict[str, Any]:
+    """The trained model (safetensors), its history and its lineage manifest."""
+    from autokd.utils.io import atomic_write_json
+
+    out = layout.model_dir(role)
+    out.mkdir(parents=True, exist_ok=True)
+    save_model(out / MODEL_FILE, model.cpu(), role_spec.model.name, role_spec.model.params,
+               data.input_shape, data.num_classes)
+    atomic_write_json(out / "history.json", result.history)
+    final = {k: v for k, v in result.final.items() if k.startswith("val_") or k.startswith("train_")}
+    return write_manifest(out, kind=role, content=[MODEL_FILE], parents=parents, spec=spec_section,
+                          metrics=final, root=layout.root)
+
+
+def teacher_mode(spec: PipelineSpec) -> str:
+    """``cache`` or ``live``: whether distillation reads cached teacher logits."""
+    from autokd.losses import get_spec as get_loss_spec
+
+    kind = get_loss_spec(spec.distill.method).kind
+    requested = spec.distill.teacher_outputs
+    needs_live = spec.student.train.augment.enabled or kind in ("feature", "relation")
+    if requested == "cache" and needs_live:
+        why = "augmentation changes the inputs" if spec.student.train.augment.enabled else f"{kind} methods need features"
+        raise ValueError(f"distill.teacher_outputs is 'cache' but {why}; use 'auto' or 'live'")
+    if requested == "live" or needs_live:
+        return "live"
+    return "cache"
+
+
+def build_distill_objective(
+    spec: PipelineSpec, student: torch.nn.Module, data: PreparedData, layout: Layout, device: torch.device
+) -> DistillObjective:
+    """The distillation objective for ``spec``, reading the teacher-output cache when it can."""
+    from autokd.losses import get_spec as get_loss_spec
+
+    kind = get_loss_spec(spec.distill.method).kind
+    mode = teacher_mode(spec)
+    teacher_path = layout.model_dir("teacher") / MODEL_FILE
+    cache = None
+    if kind == "logit":
+        cache = load_teacher_outputs(layout.teacher_outputs / CACHE_NAME)
+        cache.check(data.sha256, len(data.train), file_sha256(teacher_path))
+    teacher = None
+    need_teacher = kind in ("feature", "relation") or (kind == "logit" and mode == "live")
+    if need_teacher:
+        teacher = load_model(teacher_path).to(device)
+    pairs = [(p.student, p.teacher, p.weight) for p in spec.distill.features]
+    s_shapes = t_shapes = None
+    if kind in ("feature", "relation"):
+        s_shapes = feature_names(student, data.input_shape)
+        t_shapes = feature_names(teacher.cpu(), data.input_shape)
+        teacher.to(device)
+    return DistillObjective(
+        spec.distill.method, method_params(spec.distill), spec.distill.alpha, teacher=teacher,
+        cache=cache if mode == "cache" else None, feature_pairs=pairs,
+        student_shapes=s_shapes, teacher_shapes=t_shapes,
+    )

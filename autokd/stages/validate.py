@@ -1,0 +1,243 @@
+"""Spec validation that needs the registries: data readers, model families, distillation methods.
+
+:mod:`autokd.spec` checks a document against its pydantic models (types, ranges, unknown
+keys) and knows nothing else. This module adds the second pass, before anything trains:
+names against the registries that own them and each named component's own parameter model,
+so ``student.model.params`` and ``distill.params`` are checked as strictly as the rest, and
+the temperature rule below. Every problem is a :class:`SpecIssue` naming file, line, key
+path, what was expected and what was found.
+
+**Temperature.** ``distill.temperature`` is optional: absent, a method uses its own default
+(``kd`` 4, ``lskd`` 2); given, it is passed to the method's ``temperature`` parameter. A
+method without one (``normkd``, ``ctkd``, feature and relation methods) refuses it, naming
+its own knob where it has one (``normkd``'s ``t_norm``), so a value that would be silently
+ignored can never change a fingerprint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from autokd.spec.base import params_issues, validate_document
+from autokd.spec.chain import ChainSpec, apply_chain_overrides
+from autokd.spec.document import load_yaml, read_document
+from autokd.spec.errors import SpecIssue, unknown_name_issue
+from autokd.spec.pipeline import DistillSpec, PipelineSpec
+
+DISK_SOURCES_WITHOUT_PATH = {"digits"}
+
+
+def resolve_path(path: str, root: Path | None) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() or root is None else root / p
+
+
+def temperature_knobs(method: str) -> list[str]:
+    """A method's own temperature-like parameters other than ``temperature`` (e.g. ``t_norm``)."""
+    from autokd.losses import get_spec
+
+    fields = get_spec(method).params.model_fields
+    return [k for k, f in fields.items()
+            if k != "temperature" and ("temperature" in k or "temperature" in (f.description or "").lower())]
+
+
+def uses_temperature(method: str) -> bool:
+    """Whether ``distill.temperature`` means something for ``method``."""
+    from autokd.losses import get_spec
+
+    return "temperature" in get_spec(method).params.model_fields
+
+
+def temperature_issue(distill: DistillSpec, loc: tuple = ("distill",)) -> SpecIssue | None:
+    """The issue of a temperature given to a method that has none, naming the method's own knob."""
+    if distill.temperature is None or uses_temperature(distill.method):
+        return None
+    knobs = temperature_knobs(distill.method)
+    own = (f"its own knob is distill.params.{knobs[0]}" if len(knobs) == 1 else
+           f"its own knobs are {', '.join('distill.params.' + k for k in knobs)}" if knobs else
+           "it has no temperature")
+    return SpecIssue(loc + ("temperature",), expected=f"no temperature for method {distill.method!r} ({own}); "
+                     "remove the key", found=distill.temperature)
+
+
+def method_params(distill: DistillSpec) -> dict[str, Any]:
+    """The keyword arguments for ``autokd.losses.create(distill.method, …)``: the method's
+    ``params``, plus ``distill.temperature`` when it is set and the method has a temperature."""
+    params = dict(distill.params)
+    if distill.temperature is not None and uses_temperature(distill.method):
+        params["temperature"] = distill.temperature
+    return params
+
+
+def effective_distill(distill: DistillSpec) -> dict[str, Any]:
+    """The distillation recipe as it acts: every method parameter with its default filled in.
+
+    This is what a run's fingerprint and lineage record: two specs that train the same way
+    (``lskd`` with and without ``temperature: 2``) give the same value.
+    """
+    from autokd.losses import get_spec
+
+    params = get_spec(distill.method).params.model_validate(method_params(distill)).model_dump(mode="json")
+    return {"method": distill.method, "alpha": distill.alpha, "params": params,
+            "features": [f.model_dump(mode="json") for f in distill.features],
+            "teacher_outputs": distill.teacher_outputs}
+
+
+def distill_issues(distill: DistillSpec, augment: bool, loc: tuple = ("distill",)) -> list[SpecIssue]:
+    """The method name, its parameters, its temperature and its teacher-output mode."""
+    from autokd.losses import available, get_spec
+
+    names = available()
+    if distill.method not in names:
+        return [unknown_name_issue(loc + ("method",), distill.method, names, "a distillation method")]
+    lspec = get_spec(distill.method)
+    issues: list[SpecIssue] = []
+    if "temperature" in distill.params:
+        issues.append(SpecIssue(loc + ("params", "temperature"),
+                                expected="no temperature here (set distill.temperature)",
+                                found=distill.params["temperature"]))
+    else:
+        t_issue = temperature_issue(distill, loc)
+        if t_issue is not None:
+            issues.append(t_issue)
+        issues += params_issues(lspec.params, dict(distill.params), loc + ("params",))
+    if distill.teacher_outputs == "cache":
+        if augment:
+            issues.append(SpecIssue(loc + ("teacher_outputs",), expected="'auto' or 'live' when student.train.augment "
+                                    "is enabled (cached teacher outputs would be paired with different, augmented "
+                                    "inputs)", found="cache"))
+        elif lspec.kind in ("feature", "relation"):
+            issues.append(SpecIssue(loc + ("teacher_outputs",), expected=f"'auto' or 'live' for the {lspec.kind} "
+                                    f"method {distill.method!r} (it needs the teacher's features on every batch)",
+                                    found="cache"))
+    return issues
+
+
+def model_issues(name: str, params: dict[str, Any], loc: tuple) -> list[SpecIssue]:
+    from autokd.models import MODELS
+    from autokd.models.registry import ModelBuildError, import_object, is_import_path
+
+    if is_import_path(name):
+        try:
+            import_object(name)
+        except ModelBuildError as exc:
+            return [SpecIssue(loc + ("name",), expected="an importable model class", found=name, hint=str(exc))]
+        return []
+    if name not in MODELS:
+        return [unknown_name_issue(loc + ("name",), name, MODELS, "a model family or pkg.module:Class")]
+    return params_issues(MODELS[name].params, params, loc + ("params",))
+
+
+def data_issues(spec: PipelineSpec, root: Path | None, check_paths: bool) -> list[SpecIssue]:
+    from autokd.data.readers import READERS
+
+    d = spec.data
+    if d.source not in READERS:
+        return [unknown_name_issue(("data", "source"), d.source, READERS, "a data source")]
+    if d.source in DISK_SOURCES_WITHOUT_PATH:
+        return []
+    if not d.path:
+        return [SpecIssue(("data", "path"), expected=f"a file or folder path for source {d.source!r}", found=None)]
+    if check_paths and not resolve_path(d.path, root).exists():
+        return [SpecIssue(("data", "path"), expected="an existing file or folder", found=d.path, hint="not found")]
+    return []
+
+
+def registry_issues(spec: PipelineSpec, root: Path | None = None, check_paths: bool = True) -> list[SpecIssue]:
+    """Pass 2 of a pipeline spec: names against the data, model and method registries."""
+    issues = data_issues(spec, root, check_paths)
+    for role in ("teacher", "student"):
+        m = getattr(spec, role).model
+        issues += model_issues(m.name, m.params, (role, "model"))
+    issues += distill_issues(spec.distill, spec.student.train.augment.enabled)
+    return issues
+
+
+def validate_pipeline(
+    data: dict[str, Any], file: str | None = None, text: str | None = None, root: Path | None = None,
+    check_paths: bool = True,
+) -> PipelineSpec:
+    """Validate a pipeline spec mapping (both passes); raise :class:`SpecError` listing every problem."""
+    return validate_document(PipelineSpec, data, file=file, text=text,
+                             checks=lambda s: registry_issues(s, root=root, check_paths=check_paths))
+
+
+def load_pipeline_spec(
+    path: str | Path, overrides: Mapping[str, Any] | None = None, root: str | Path | None = None,
+    check_paths: bool = True,
+) -> PipelineSpec:
+    """Load, override and validate a pipeline spec file.
+
+    Relative data paths resolve against ``root`` (default: the current directory, which is
+    the repo root under ``dvc repro``).
+    """
+    data, text = read_document(path, overrides)
+    return validate_pipeline(data, file=str(path), text=text, root=Path(root) if root else Path.cwd(),
+                             check_paths=check_paths)
+
+
+# ------------------------------------------------------------------------------- chains
+
+
+def _step_issues(spec: ChainSpec, root: Path | None, check_paths: bool) -> list[SpecIssue]:
+    """Pass 2: each step as a one-step pipeline against the registries, with chain key paths."""
+    from autokd.losses import available as available_losses
+    from autokd.losses import get_spec as get_loss_spec
+    from autokd.spec.chain import BLOCKWISE_FAMILIES
+
+    issues: list[SpecIssue] = []
+    for i, step in enumerate(spec.steps):
+        for issue in registry_issues(spec.step_pipeline(i), root=root, check_paths=check_paths and i == 0):
+            head, rest = issue.loc[0], tuple(issue.loc[1:])
+            if head == "data" and i > 0:
+                continue  # reported once, for the first step
+            if head == "teacher":
+                if i > 0:
+                    continue  # the previous step, already checked as a student
+                issue.loc = ("teacher",) + rest
+            elif head == "student":
+                issue.loc = ("steps", i) + rest
+            elif head == "distill":
+                issue.loc = ("steps", i, "distill") + rest
+            issues.append(issue)
+        if step.blockwise is not None:
+            loc = ("steps", i, "blockwise")
+            src = spec.source_role(i)
+            if step.model.name not in BLOCKWISE_FAMILIES:
+                issues.append(SpecIssue(loc, expected=f"a step whose model family is one of {sorted(BLOCKWISE_FAMILIES)} "
+                                        "(stepping stones are cut at stage boundaries)", found=step.model.name,
+                                        hint=f"steps[{i}].model.name"))
+            if src.model.name not in BLOCKWISE_FAMILIES:
+                issues.append(SpecIssue(loc, expected=f"a source model ({spec.source(i)}) whose family is one of "
+                                        f"{sorted(BLOCKWISE_FAMILIES)}", found=src.model.name))
+            if step.distill.method in available_losses() and get_loss_spec(step.distill.method).kind != "logit":
+                issues.append(SpecIssue(("steps", i, "distill", "method"), expected="a logit method with blockwise "
+                                        "(stepping stones are distilled by logits)", found=step.distill.method))
+            n_stages = len(step.model.params.get("widths", [])) if step.model.name == "cnn" else 3
+            bad = [k for k in (step.blockwise.stones or []) if n_stages and k > n_stages]
+            if bad:
+                issues.append(SpecIssue(loc + ("stones",), expected=f"stage numbers between 1 and {n_stages}",
+                                        found=bad))
+    return issues
+
+
+def validate_chain(
+    data: dict[str, Any], file: str | None = None, text: str | None = None, root: Path | None = None,
+    check_paths: bool = True,
+) -> ChainSpec:
+    """Validate a chain spec mapping (both passes); raise :class:`SpecError` listing every problem."""
+    return validate_document(ChainSpec, data, file=file, text=text,
+                             checks=lambda s: _step_issues(s, root, check_paths))
+
+
+def load_chain_spec(
+    path: str | Path, overrides: Mapping[str, Any] | None = None, root: str | Path | None = None,
+    check_paths: bool = True,
+) -> ChainSpec:
+    """Load, override (dotted paths, e.g. ``steps.0.train.epochs``) and validate a chain spec file."""
+    path = Path(path)
+    data = apply_chain_overrides(load_yaml(path), overrides)
+    text = path.read_text() if not overrides else None
+    return validate_chain(data, file=str(path), text=text, root=Path(root) if root else Path.cwd(),
+                          check_paths=check_paths)
