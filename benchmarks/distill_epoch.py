@@ -25,8 +25,8 @@ import torch.nn.functional as F
 
 from autokd.data.prepare import Split, prepare_data
 from autokd.models import build_model
-from autokd.spec import load_pipeline_spec
-from autokd.spec.load import method_params
+from autokd.stages import load_pipeline_spec
+from autokd.stages import method_params
 from autokd.train import seed_everything, train
 from autokd.train.distill import DistillObjective
 from autokd.train.teacher_cache import TeacherOutputs
@@ -70,7 +70,7 @@ def main() -> int:
 
         def autokd_epoch(full: bool, r: int) -> float:
             m = student()
-            obj = DistillObjective(spec.distill.method, method_params(spec), spec.distill.alpha, cache=cache)
+            obj = DistillObjective(spec.distill.method, method_params(spec.distill), spec.distill.alpha, cache=cache)
             t0 = time.perf_counter()
             train(m, data.train, data.val if full else no_val, cfg, obj, device=cpu,
                   checkpoint_dir=Path(tmp) / f"ck{r}" if full else None, run_fingerprint="bench", progress=False)

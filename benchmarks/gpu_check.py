@@ -22,8 +22,9 @@ import torch
 from autokd.data.prepare import prepare_data
 from autokd.evaluate.metrics import accuracy, predict_logits
 from autokd.models import build_model
-from autokd.spec import load_pipeline_spec
-from autokd.spec.load import apply_overrides, load_yaml, method_params, validate_pipeline
+from autokd.stages import load_pipeline_spec
+from autokd.spec.document import apply_overrides, load_yaml
+from autokd.stages import method_params, validate_pipeline
 from autokd.spec.pipeline import RuntimeSpec
 from autokd.train import CrossEntropyObjective, resolve_device, seed_everything, train, use_amp
 from autokd.train.distill import DistillObjective
@@ -69,12 +70,12 @@ def main() -> int:
     logits = compute_teacher_logits(teacher, data.train, device)
     cache = TeacherOutputs(logits, data.sha256, "gpu")
     _, _, out["baseline_acc"], _ = fit(spec.student, CrossEntropyObjective(), "baseline")
-    kd = DistillObjective("kd", method_params(spec), spec.distill.alpha, cache=cache)
+    kd = DistillObjective("kd", method_params(spec.distill), spec.distill.alpha, cache=cache)
     _, _, out["student_kd_acc"], out["student_s"] = fit(spec.student, kd, "student_kd")
     out["kd_teacher_calls"] = kd.teacher_calls
     raw = load_yaml(args.spec)
     dkd_spec = validate_pipeline(apply_overrides(raw, {"distill.method": "dkd", "distill.params": {"beta": 8.0}}))
-    dkd = DistillObjective("dkd", method_params(dkd_spec), dkd_spec.distill.alpha, cache=cache)
+    dkd = DistillObjective("dkd", method_params(dkd_spec.distill), dkd_spec.distill.alpha, cache=cache)
     _, _, out["student_dkd_acc"], _ = fit(spec.student, dkd, "student_dkd")
     s_model = build_model(spec.student.model.name, spec.student.model.params, data.input_shape, data.num_classes)
     fit_obj = DistillObjective(

@@ -14,7 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from autokd.spec.load import load_yaml, validate_pipeline, apply_overrides
+from autokd.spec.document import apply_overrides, load_yaml
+from autokd.stages import validate_pipeline
 from autokd.stages import Layout, distill, evaluate, prepare, train_baseline, train_teacher
 
 

@@ -13,15 +13,16 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from autokd.blockwise import BlockwiseObjective
-from autokd.chain import SourceLayout, dvc_stages, run_chain
+from autokd.train.blockwise import BlockwiseObjective
+from autokd.stages.chain import SourceLayout, run_chain
+from autokd.stages.dvcgen import dvc_stages
 from autokd.cli import app
 from autokd.data.batches import BatchIterator
 from autokd.data.prepare import load_prepared
 from autokd.lineage import lineage_tree, read_manifest
 from autokd.models import build_model
 from autokd.models.artifact import load_model
-from autokd.spec.chain import load_chain_spec, validate_chain
+from autokd.stages.validate import load_chain_spec, validate_chain
 from autokd.spec.errors import SpecError
 from autokd.stages import Layout, build_distill_objective
 from autokd.train.distill import DistillObjective

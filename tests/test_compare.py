@@ -13,14 +13,15 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from autokd import stages
+from autokd.stages import pipeline as stages
 from autokd.cli import app
-from autokd.compare import aggregate, markdown_table, run_all, run_dir
+from autokd.stages.compare import aggregate, markdown_table, run_all, run_dir
 from autokd.lineage import read_manifest
 from autokd.losses import available
-from autokd.spec.compare import BASELINE, load_compare_spec, run_pipeline_spec, validate_compare
+from autokd.spec.compare import BASELINE
+from autokd.stages.compare_spec import load_compare_spec, run_pipeline_spec, validate_compare
 from autokd.spec.errors import SpecError
-from autokd.spec.load import load_pipeline_spec
+from autokd.stages import load_pipeline_spec
 from tests.conftest import tiny_cnn_spec
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,7 +4,10 @@
 ``autokd.stages.distill`` runs once per method with ``distill.method`` overridden. The
 objective the stage builds is captured (``build_distill_objective`` is wrapped, not replaced)
 so the test can check, on the real run, that logit and label methods never ran the teacher
-(they read the teacher-output cache) and that feature/relation methods did.
+(they read the teacher-output cache) and that feature/relation methods did, and that the
+distillation term changed what was learned: the labels-only baseline of the same seed starts
+from the same weights and sees the same batches, so a run whose method term were dropped
+would end with the baseline's weights.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ import pytest
 import torch
 import yaml
 
-import autokd.stages as stages
+import autokd.stages.pipeline as stages
 from autokd.data.prepare import load_prepared
 from autokd.losses import available, get_spec
 from autokd.models import build_model
 from autokd.models.artifact import load_model
-from autokd.spec.load import apply_overrides, validate_pipeline
+from autokd.spec.document import apply_overrides
+from autokd.stages import validate_pipeline
 from autokd.stages import Layout
 from autokd.train.device import seed_everything
 from tests.conftest import tiny_cnn_spec
@@ -44,18 +48,19 @@ def prepared(tmp_path_factory):
     layout = Layout(root)
     stages.prepare(spec, layout)
     stages.train_teacher(spec, layout, progress=False)
+    stages.train_baseline(spec, layout, progress=False)
     return base, layout
 
 
 def _initial_student(spec, data):
-    seed_everything(spec.student.train.seed)  # what stages._train_role does before building
+    seed_everything(spec.student.train.seed)  # what stages.build_role_model does
     return build_model(spec.student.model.name, spec.student.model.params, data.input_shape, data.num_classes)
 
 
 @pytest.mark.parametrize("method", available())
 def test_method_distills_for_real(method, prepared, monkeypatch):
     base, layout = prepared
-    overrides = {"distill.method": method}
+    overrides = {"distill.method": method, "distill.temperature": None}  # each method's own T
     if method in FEATURES:
         overrides["distill.features"] = FEATURES[method]
     spec = validate_pipeline(apply_overrides(base, overrides), root=layout.root)
@@ -84,6 +89,10 @@ def test_method_distills_for_real(method, prepared, monkeypatch):
     after = load_model(layout.model_dir("student")).state_dict()
     changed = [k for k, v in after.items() if v.is_floating_point() and not torch.equal(v, before[k])]
     assert any(k.endswith("weight") for k in changed), f"{method}: no parameter moved"
+    baseline = load_model(layout.model_dir("baseline")).state_dict()
+    assert baseline.keys() == after.keys()
+    gap = max((after[k].float() - baseline[k].float()).abs().max().item() for k in after if after[k].is_floating_point())
+    assert gap > 1e-4, f"{method}: the distilled student equals the labels-only one (max |diff| {gap:.2e})"
 
     if kind in ("logit", "label"):
         assert objective.teacher_calls == 0  # cached teacher logits only (or no teacher at all)

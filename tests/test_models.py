@@ -1,7 +1,10 @@
 """Model families: shapes, named features, parameter counts, custom import paths."""
 
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
 from torch import nn
 
 from autokd.models import MODELS, ModelBuildError, build_model, count_params, feature_names, forward_with_features
@@ -29,10 +32,18 @@ def test_mlp_features_and_params():
     assert feature_names(m, (1, 8, 8)) == {"hidden1": (16,), "hidden2": (8,), "penultimate": (8,)}
 
 
+DEFAULT_PIPELINE = Path(__file__).resolve().parents[1] / "pipelines" / "default.yaml"
+SOURCE_INPUTS = {"digits": ((1, 8, 8), 10)}  # input shape and classes of the bundled sources
+
+
 def test_default_student_is_over_10x_smaller_than_teacher():
-    t = build_model("cnn", {"stem_width": 32, "depths": [1, 1, 1], "widths": [32, 64, 64]}, (1, 8, 8), 10)
-    s = build_model("cnn", {"stem_width": 4, "depths": [1, 1], "widths": [4, 8]}, (1, 8, 8), 10)
-    assert count_params(t) / count_params(s) >= 10
+    spec = yaml.safe_load(DEFAULT_PIPELINE.read_text())
+    input_shape, classes = SOURCE_INPUTS[spec["data"]["source"]]
+    teacher, student = (
+        build_model(spec[role]["model"]["name"], spec[role]["model"].get("params", {}), input_shape, classes)
+        for role in ("teacher", "student")
+    )
+    assert count_params(teacher) / count_params(student) >= 10
 
 
 def test_cnn_rejects_tabular_input():

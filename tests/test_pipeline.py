@@ -16,8 +16,9 @@ from typer.testing import CliRunner
 
 from autokd.cli import app
 from autokd.lineage import lineage_tree, read_manifest
-from autokd.spec import load_pipeline_spec
-from autokd.spec.load import apply_overrides, load_yaml, validate_pipeline
+from autokd.stages import load_pipeline_spec
+from autokd.spec.document import apply_overrides, load_yaml
+from autokd.stages import validate_pipeline
 from autokd.stages import Layout, build_distill_objective, distill, evaluate, prepare, train_baseline, train_teacher
 from autokd.data.prepare import load_prepared
 from autokd.data.batches import BatchIterator

@@ -7,7 +7,8 @@ import yaml
 from typer.testing import CliRunner
 
 from autokd.cli import app
-from autokd.spec import PipelineSpec, SpecError, apply_overrides, load_pipeline_spec
+from autokd.spec import PipelineSpec, SpecError, apply_overrides
+from autokd.stages import load_pipeline_spec
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -105,8 +106,9 @@ def test_cli_validate_ok_and_error_exit_code(tmp_path):
 
 
 def test_every_pipeline_spec_in_repo_validates():
-    from autokd.spec.chain import ChainSpec, is_chain_spec, load_chain_spec
-    from autokd.spec.load import load_yaml
+    from autokd.spec.chain import ChainSpec, is_chain_spec
+    from autokd.spec.document import load_yaml
+    from autokd.stages.validate import load_chain_spec
 
     for path in sorted((REPO / "pipelines").glob("*.yaml")):
         if is_chain_spec(load_yaml(path)):  # multi-stage pipelines (takd, born_again, blockwise)

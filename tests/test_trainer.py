@@ -1,16 +1,20 @@
-"""The training loop: determinism, checkpoint/resume, NaN stop, schedules."""
+"""The training loop: determinism, checkpoint/resume, timings, NaN stop, schedules, clipping,
+the AMP grad scaler's checkpointed state."""
 
 import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
+import autokd.train.trainer as trainer_module
 from autokd.data.prepare import Split
 from autokd.models import build_model
 from autokd.spec.pipeline import TrainSpec
 from autokd.train import CrossEntropyObjective, NonFiniteLossError, lr_factor, seed_everything, train
-from autokd.train.checkpoint import CKPT_NAME, load_checkpoint
+from autokd.train.checkpoint import CKPT_NAME, load_checkpoint, restore, save_checkpoint
 
 CPU = torch.device("cpu")
 
@@ -34,15 +38,20 @@ def _run(cfg, ckpt=None, **kw):
     return model, res
 
 
-def _metrics(history):
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
+class Crash(Exception):
+    pass
+
+
+def crash_after_epoch_2(rec, epoch):
+    if epoch == 1:
+        raise Crash
 
 
 def test_same_seed_gives_bit_identical_metrics():
     cfg = TrainSpec(epochs=3, batch_size=16, lr=0.01)
     m1, r1 = _run(cfg)
     m2, r2 = _run(cfg)
-    assert _metrics(r1.history) == _metrics(r2.history)
+    assert r1.history == r2.history  # whole records: nothing run-specific in them
     for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
         assert torch.equal(a, b)
 
@@ -50,21 +59,29 @@ def test_same_seed_gives_bit_identical_metrics():
 def test_resume_after_crash_matches_uninterrupted_run(tmp_path):
     cfg = TrainSpec(epochs=4, batch_size=16, lr=0.01, optimizer="sgd")
     _, full = _run(cfg)
-
-    class Crash(Exception):
-        pass
-
-    def crash_after_epoch_2(rec, epoch):
-        if epoch == 1:
-            raise Crash
-
     with pytest.raises(Crash):
         _run(cfg, ckpt=tmp_path, on_epoch=crash_after_epoch_2)
     _, meta = load_checkpoint(tmp_path / CKPT_NAME)
     assert meta["epoch"] == 1
     model, resumed = _run(cfg, ckpt=tmp_path)
     assert resumed.resumed_from == 2 and resumed.epochs_run == 2
-    assert _metrics(resumed.history) == _metrics(full.history)
+    assert resumed.history == full.history
+
+
+def test_history_has_no_wall_times_which_stay_on_the_result_and_callbacks(tmp_path):
+    cfg = TrainSpec(epochs=3, batch_size=16, lr=0.01)
+    first = []
+    with pytest.raises(Crash):
+        _run(cfg, ckpt=tmp_path, on_epoch=lambda rec, epoch: (first.append(rec), crash_after_epoch_2(rec, epoch)))
+    seen, replayed = [], []
+    _, res = _run(cfg, ckpt=tmp_path, on_epoch=lambda rec, epoch: seen.append(rec), replay=replayed.append)
+    assert len(res.history) == 3 and all("seconds" not in rec for rec in res.history)
+    assert set(res.history[0]) == {"epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy"}
+    # the timings: two epochs restored from the checkpoint, one run now
+    assert len(res.epoch_seconds) == 3 and all(t > 0 for t in res.epoch_seconds)
+    assert res.epoch_seconds[:2] == [rec["seconds"] for rec in first]
+    assert [rec["seconds"] for rec in replayed + seen] == res.epoch_seconds
+    assert [{k: v for k, v in rec.items() if k != "seconds"} for rec in replayed + seen] == res.history
 
 
 def test_keyboard_interrupt_keeps_checkpoint_and_resumes(tmp_path, capsys):
@@ -142,3 +159,121 @@ def test_damaged_checkpoint_starts_fresh(tmp_path):
     assert res.resumed_from is None and len(res.history) == 2
     _, meta = load_checkpoint(tmp_path / CKPT_NAME)
     assert meta["epoch"] == 1
+
+
+class OwnParameterObjective(nn.Module):
+    """CE plus a steep penalty on a parameter the objective owns (like a feature adapter's)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.full((3,), 10.0))
+
+    def forward(self, model, batch):
+        logits = model(batch.x)
+        ce = F.cross_entropy(logits, batch.y)
+        return ce + 50.0 * (self.w**2).sum(), logits, {"ce": ce.detach()}
+
+
+def test_grad_clip_covers_the_objectives_parameters():
+    clip = 0.05
+    model, objective = _model(), OwnParameterObjective()
+    params = list(model.parameters()) + list(objective.parameters())
+    norms, objective_norms = [], []
+
+    def record(optimizer, args, kwargs):  # runs right before every optimizer.step()
+        grads = [p.grad.double() for p in params if p.grad is not None]
+        norms.append(torch.linalg.vector_norm(torch.cat([g.flatten() for g in grads])).item())
+        objective_norms.append(objective.w.grad.norm().item())
+
+    handle = register_optimizer_step_pre_hook(record)
+    try:
+        train(model, _data(), _data(48, 1), TrainSpec(epochs=1, batch_size=16, grad_clip=clip), objective,
+              device=CPU, progress=False)
+    finally:
+        handle.remove()
+    assert len(norms) == 6  # 96 samples / 16
+    assert max(norms) <= clip * (1 + 1e-5)
+    assert min(objective_norms) > 0  # clipped, not left out: the adapter still learns
+
+
+def _scaler_with_history():
+    """A CPU grad scaler that has backed off once (an overflow) and then grown once."""
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**12, growth_interval=3)
+    data = _data(16)
+    for step in range(6):
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(data.x), data.y) * (float("inf") if step == 0 else 1.0)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)  # skipped at step 0 (inf gradients)
+        scaler.update()
+    return model, optimizer, scaler
+
+
+def test_checkpoint_round_trips_the_grad_scaler_state(tmp_path):
+    model, optimizer, scaler = _scaler_with_history()
+    saved = scaler.state_dict()
+    default = torch.amp.GradScaler("cpu").state_dict()
+    assert saved["scale"] != default["scale"] and saved["_growth_tracker"] != default["_growth_tracker"]
+    save_checkpoint(tmp_path / CKPT_NAME, model, optimizer, None, {"epoch": 0}, scaler)
+    tensors, meta = load_checkpoint(tmp_path / CKPT_NAME)
+    assert meta["grad_scaler"]["scale"] == saved["scale"]  # in the JSON metadata, no pickle
+    fresh_model = _model()
+    fresh_scaler = torch.amp.GradScaler("cpu")
+    restore(tensors, meta, fresh_model, torch.optim.SGD(fresh_model.parameters(), lr=0.01), None, fresh_scaler)
+    assert fresh_scaler.state_dict() == saved
+    assert fresh_scaler.get_scale() == saved["scale"]
+
+
+def _recording_scalers(monkeypatch, make):
+    made = []
+
+    def factory(device, amp):
+        made.append(make(device, amp))
+        return made[-1]
+
+    monkeypatch.setattr(trainer_module, "grad_scaler", factory)
+    return made
+
+
+def test_resume_restores_the_grad_scaler(tmp_path, monkeypatch):
+    """The trainer checkpoints its scaler: a resumed run ends with the uninterrupted run's
+    scale and growth tracker (a CPU scaler stands in for CUDA AMP's)."""
+    made = _recording_scalers(monkeypatch, lambda d, a: torch.amp.GradScaler("cpu", init_scale=256.0, growth_interval=5))
+    cfg = TrainSpec(epochs=4, batch_size=16, lr=0.01, optimizer="sgd")
+    full_model, _ = _run(cfg)
+    full = made[-1].state_dict()
+    assert full["scale"] == 256.0 * 2**4  # 24 steps: grown four times
+    with pytest.raises(Crash):
+        _run(cfg, ckpt=tmp_path, on_epoch=crash_after_epoch_2)
+    model, res = _run(cfg, ckpt=tmp_path)
+    assert res.resumed_from == 2
+    assert made[-1].state_dict() == full
+    for a, b in zip(model.state_dict().values(), full_model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA AMP")
+def test_cuda_amp_resume_matches_uninterrupted_run(tmp_path, monkeypatch):
+    made = _recording_scalers(monkeypatch, trainer_module.grad_scaler)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    cuda = torch.device("cuda")
+    cfg = TrainSpec(epochs=4, batch_size=16, lr=0.01, optimizer="sgd")
+
+    def run(**kw):
+        model = _model()
+        res = train(model, _data(), _data(48, 1), cfg, CrossEntropyObjective(), device=cuda, amp=True,
+                    run_fingerprint="fp", progress=False, **kw)
+        return model, res
+
+    full_model, full = run()
+    full_scaler = made[-1].state_dict()
+    with pytest.raises(Crash):
+        run(checkpoint_dir=tmp_path, on_epoch=crash_after_epoch_2)
+    model, resumed = run(checkpoint_dir=tmp_path)
+    assert resumed.resumed_from == 2 and resumed.history == full.history
+    assert made[-1].state_dict() == full_scaler
+    for a, b in zip(model.state_dict().values(), full_model.state_dict().values()):
+        assert torch.equal(a, b)

@@ -47,8 +47,10 @@ def run(
 ) -> None:
     """Train one (method, seed) student into runs/compare/<method>/<seed>/."""
     from autokd.stages.compare import run_one
+    from autokd.stages.compare_spec import run_pipeline_spec
 
     s = _spec(spec, root)
+    guard(run_pipeline_spec, s, method, seed, root)  # an unknown method or seed before anything else
     _missing_inputs(root)
     guard(run_one, s, method, seed, root)
 

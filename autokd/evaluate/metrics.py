@@ -1,16 +1,26 @@
-"""Test-split metrics: accuracy, NLL, ECE, agreement, params, FLOPs, latency, throughput."""
+"""Test-split metrics: accuracy, NLL, ECE, agreement, confusion matrix, and a model's size and speed.
+
+``model_metrics`` is what the evaluate stage writes per model to ``reports/metrics.json``:
+``accuracy``, ``nll``, ``ece``, ``params``, ``flops`` (multiply-accumulates of one batch-1
+forward pass, see :mod:`autokd.evaluate.flops`), ``latency_ms`` and ``throughput`` (timed by
+:mod:`autokd.evaluate.timing`).
+"""
 
 from __future__ import annotations
-
-import statistics
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from autokd.evaluate.flops import count_flops, count_macs
+from autokd.evaluate.timing import latency_ms, throughput
 from autokd.models.registry import count_params
+
+__all__ = [
+    "accuracy", "agreement", "confusion_matrix", "count_flops", "count_macs", "ece", "latency_ms",
+    "model_metrics", "nll", "predict_logits", "throughput",
+]
 
 
 @torch.no_grad()
@@ -51,85 +61,10 @@ def agreement(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def confusion_matrix(logits: torch.Tensor, y: torch.Tensor, num_classes: int) -> np.ndarray:
-    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(cm, (y.numpy(), logits.argmax(1).numpy()), 1)
-    return cm
+    """``cm[true, predicted]`` counts (scikit-learn's), one row and column per class even if unseen."""
+    from sklearn.metrics import confusion_matrix as sk_confusion_matrix  # heavy: only when a matrix is asked for
 
-
-def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Multiply-accumulates of one forward pass (conv and linear layers), batch 1."""
-    total = 0
-
-    def conv_hook(m: nn.Conv2d, inp, out):
-        nonlocal total
-        k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
-        total += int(out.numel() * k)
-
-    def linear_hook(m: nn.Linear, inp, out):
-        nonlocal total
-        total += int(out.numel() * m.in_features)
-
-    hooks = []
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            hooks.append(m.register_forward_hook(conv_hook))
-        elif isinstance(m, nn.Linear):
-            hooks.append(m.register_forward_hook(linear_hook))
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, *input_shape, device=next(model.parameters()).device))
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was)
-    return total
-
-
-class torch_threads:  # noqa: N801 (used as a context manager)
-    """Run a block with ``n`` torch CPU threads, restoring the previous count after."""
-
-    def __init__(self, n: int):
-        self.n = n
-
-    def __enter__(self):
-        self.old = torch.get_num_threads()
-        torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.old)
-
-
-@torch.no_grad()
-def latency_ms(model: nn.Module, input_shape, runs: int = 100, warmup: int = 10, threads: int = 1) -> float:
-    """Median wall time of a batch-1 forward pass on the CPU, in milliseconds."""
-    model = model.eval().cpu()
-    x = torch.randn(1, *input_shape)
-    with torch_threads(threads):
-        for _ in range(warmup):
-            model(x)
-        times = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1000.0
-
-
-@torch.no_grad()
-def throughput(model: nn.Module, input_shape, batch_size: int = 256, repeats: int = 5, threads: int = 1) -> float:
-    """Samples per second of batched CPU inference (best of ``repeats``)."""
-    model = model.eval().cpu()
-    x = torch.randn(batch_size, *input_shape)
-    with torch_threads(threads):
-        model(x)
-        best = float("inf")
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model(x)
-            best = min(best, time.perf_counter() - t0)
-    return batch_size / best
+    return sk_confusion_matrix(y.numpy(), logits.argmax(1).numpy(), labels=np.arange(num_classes))
 
 
 def model_metrics(
@@ -143,12 +78,17 @@ def model_metrics(
     threads: int = 1,
     throughput_batch: int = 256,
 ) -> dict[str, float]:
+    """Quality of ``logits`` against ``y`` and the model's size and CPU speed.
+
+    ``flops`` is the multiply-accumulate count of one batch-1 forward pass (the key's
+    historical name; ``FlopCounterMode``'s FLOPs / 2); ``latency_ms`` the median batch-1 CPU
+    latency with ``threads`` torch threads; ``throughput`` samples/s at ``throughput_batch``."""
     return {
         "accuracy": accuracy(logits, y),
         "nll": nll(logits, y),
         "ece": ece(logits, y, ece_bins),
         "params": count_params(model),
-        "flops": count_flops(model, tuple(input_shape)),
+        "flops": count_macs(model, tuple(input_shape)),
         "latency_ms": latency_ms(model, input_shape, latency_runs, latency_warmup, threads),
         "throughput": throughput(model, input_shape, throughput_batch, threads=threads),
     }

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 import subprocess
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable
+
+import yaml
 
 from autokd.utils.io import atomic_write_json
 
@@ -61,6 +64,33 @@ def is_dvc_bookkeeping(path: str) -> bool:
     return name in ("dvc.lock", ".gitignore") or name.endswith(".dvc")
 
 
+def pipeline_paths(top: str | Path, dvc_yamls: Iterable[str]) -> set[str]:
+    """Paths (relative to the repository ``top``) that DVC stages write or take params from.
+
+    For each ``dvc.yaml`` (a path relative to ``top``): every stage's ``outs``, ``metrics``
+    and ``plots`` (run products, e.g. DVCLive logs committed to git) and its params files
+    (the sections a stage reads are recorded in its manifest's ``spec``, so ``dvc exp run
+    -S`` does not make the code "dirty"). Templated paths (``${...}``) match nothing.
+    """
+    found: set[str] = set()
+    for rel in dvc_yamls:
+        try:
+            doc = yaml.safe_load((Path(top) / rel).read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        stages = doc.get("stages") if isinstance(doc, dict) else None
+        for stage in (stages or {}).values():
+            if not isinstance(stage, dict):
+                continue
+            base = posixpath.join(posixpath.dirname(rel), str(stage.get("wdir", ".")))
+            entries = [e for key in ("outs", "metrics", "plots") for e in (stage.get(key) or [])]
+            paths = [e if isinstance(e, str) else next(iter(e), None) for e in entries if isinstance(e, (str, dict))]
+            for e in stage.get("params") or []:
+                paths += list(e) if isinstance(e, dict) else ["params.yaml"]
+            found.update(posixpath.normpath(posixpath.join(base, str(p))) for p in paths if p)
+    return found
+
+
 def _changed_paths(porcelain_z: str) -> list[str]:
     """Paths in ``git status --porcelain -z`` output (both sides of a rename or copy)."""
     out: list[str] = []
@@ -73,28 +103,39 @@ def _changed_paths(porcelain_z: str) -> list[str]:
 
 
 def git_state(cwd: str | Path | None = None) -> dict[str, Any]:
-    """The commit checked out at ``cwd`` and whether tracked files differ from it.
+    """The commit checked out at ``cwd`` and whether the sources differ from it.
 
-    ``dirty`` compares file contents (not times), ignores untracked files and ignores the
-    files DVC itself rewrites during ``dvc repro`` (see :func:`is_dvc_bookkeeping`):
-    otherwise a stage's manifest would depend on how far ``dvc.lock`` had been updated, and
-    two fresh clones of one commit could disagree. Outside git (or without git):
-    ``{"commit": "unknown", "dirty": None}``.
+    ``dirty`` is true when a tracked file differs in content (not merely in its times) from
+    the commit, leaving out what a pipeline run itself rewrites: DVC's bookkeeping
+    (:func:`is_dvc_bookkeeping`) and the stages' outputs and params files
+    (:func:`pipeline_paths`). Otherwise a stage's manifest would depend on how far
+    ``dvc.lock`` and the DVCLive logs had been rewritten, and on where the run happened.
+    Untracked files are ignored. Outside git: ``{"commit": "unknown", "dirty": None}``.
     """
 
     def git(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30)
 
+    unknown = {"commit": "unknown", "dirty": None}
     try:
         head = git("rev-parse", "--verify", "-q", "HEAD")
-        status = git("status", "--porcelain", "-z", "--untracked-files=no") if head.returncode == 0 else None
+        if head.returncode != 0 or not head.stdout.strip():
+            return unknown
+        commit = head.stdout.strip()
+        top = git("rev-parse", "--show-toplevel")
+        status = git("status", "--porcelain", "-z", "--untracked-files=no")
+        listed = git("ls-files", "-z", "--full-name", "--", ":(top)*dvc.yaml")
     except (OSError, subprocess.SubprocessError):
-        return {"commit": "unknown", "dirty": None}
-    commit = head.stdout.strip() if head.returncode == 0 else ""
-    if not commit or status is None or status.returncode != 0:
-        return {"commit": commit or "unknown", "dirty": None}
-    changed = _changed_paths(status.stdout)
-    return {"commit": commit, "dirty": any(not is_dvc_bookkeeping(p) for p in changed)}
+        return unknown
+    if any(r.returncode != 0 for r in (top, status, listed)):
+        return {"commit": commit, "dirty": None}
+    yamls = [f for f in listed.stdout.split("\0") if posixpath.basename(f) == "dvc.yaml"]
+    products = pipeline_paths(top.stdout.strip(), yamls)
+
+    def from_the_run(path: str) -> bool:
+        return is_dvc_bookkeeping(path) or any(path == q or path.startswith(q + "/") for q in products)
+
+    return {"commit": commit, "dirty": any(not from_the_run(p) for p in _changed_paths(status.stdout))}
 
 
 def read_manifest(artifact: str | Path) -> dict[str, Any]:
@@ -107,12 +148,13 @@ def read_manifest(artifact: str | Path) -> dict[str, Any]:
 
 
 def _rel(path: Path, root: Path | None) -> str:
+    """``path`` relative to ``root`` where it lies inside, with ``/`` on every platform."""
     if root is not None:
         try:
-            return str(path.resolve().relative_to(root.resolve()))
+            return path.resolve().relative_to(root.resolve()).as_posix()
         except ValueError:
             pass
-    return str(path)
+    return path.as_posix()
 
 
 def write_manifest(
@@ -137,8 +179,8 @@ def write_manifest(
     files = {}
     for f in content:
         p = Path(f)
-        if not p.is_absolute() and not p.exists():
-            p = artifact_dir / p
+        if not p.is_absolute() and (artifact_dir / p).exists():
+            p = artifact_dir / p  # a name inside the artifact, whatever the working directory holds
         files[_rel(p, artifact_dir)] = file_sha256(p)
     parent_entries = []
     for parent in parents:

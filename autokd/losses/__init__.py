@@ -17,12 +17,17 @@ weight. Teacher inputs are detached inside every loss. Optional hooks: ``on_epoc
 total_epochs)`` (0-based epoch; DKD warm-up, CTKD schedule) and learnable parameters exposed
 through ``parameters()`` (CTKD's temperature) for the optimizer.
 
-This package imports only the standard library, torch and pydantic.
+A user's own loss class is accepted wherever a name is, by import path:
+``create("my_pkg.losses:MyLoss", scale=2.0)``; the loss protocol it must follow is in
+:mod:`autokd.losses.registry` (an ``nn.Module`` with an optional ``kind`` and ``Params``).
+
+This package imports only the standard library, torch, pydantic and
+:mod:`autokd.utils.imports` (standard library only).
 """
 
 from __future__ import annotations
 
-from .registry import LossConfigError, LossSpec, available, create, get_spec, register
+from .registry import LossConfigError, LossImportError, LossSpec, available, create, get_spec, register
 
 # Importing the family modules registers their losses.
 from . import logit as _logit  # noqa: F401,E402  (kd)
@@ -34,4 +39,4 @@ from . import label as _label  # noqa: F401,E402  (ls)
 from . import feature as _feature  # noqa: F401,E402  (fitnet, at, nd)
 from . import relation as _relation  # noqa: F401,E402  (rkd, pkt, sp)
 
-__all__ = ["create", "available", "get_spec", "register", "LossSpec", "LossConfigError"]
+__all__ = ["create", "available", "get_spec", "register", "LossSpec", "LossConfigError", "LossImportError"]

@@ -16,19 +16,50 @@ A loss class registers itself with the :func:`register` decorator::
 with the validated values; every problem is reported as a :class:`LossConfigError` that names the
 parameter, what was expected, what was found, and the valid names (with a "did you mean" hint).
 
-This module imports only the standard library, torch and pydantic.
+**A user's own loss class** is named by import path instead of a registered name
+(``distill.method: my_pkg.losses:MyLoss``, the rule of :mod:`autokd.utils.imports`, as for
+models); :func:`get_spec`, :func:`validate_params` and :func:`create` accept the path wherever
+they accept a name, so every caller treats it like a built-in. The class must follow the loss
+protocol, checked on import (:class:`LossImportError` saying what was expected and found)::
+
+    class MyLoss(nn.Module):                      # an nn.Module subclass
+        \"\"\"First docstring line: the summary.\"\"\"
+        kind = "logit"                            # optional, one of KINDS; absent = "logit"
+        paper = "Me et al. 2025"                  # optional
+
+        class Params(BaseModel):                  # optional: the ``distill.params`` it takes
+            scale: float = Field(1.0, gt=0)
+
+        def __init__(self, scale: float = 1.0): ...           # receives the validated Params
+        def forward(self, student_logits, teacher_logits, targets): ...   # KINDS[kind]
+
+``Params`` is validated like a built-in's (unknown keys are errors: ``extra="forbid"`` is
+imposed when the model does not set it; fields without default are required keys). Without
+``Params`` the method takes no parameters and ``distill.params`` must be empty. ``kind``
+defaults to ``"logit"`` because a loss of (student logits, teacher logits, targets) is the
+common case and a feature loss left without ``kind`` is caught anyway: its two-argument
+``forward`` does not fit the logit call.
+
+This module imports only the standard library, torch, pydantic and :mod:`autokd.utils.imports`
+(standard library only).
 """
 
 from __future__ import annotations
 
 import difflib
+import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
-__all__ = ["KINDS", "LossConfigError", "LossSpec", "register", "create", "available", "get_spec"]
+from autokd.utils.imports import ImportPathError, import_object, is_import_path
+
+__all__ = [
+    "KINDS", "LossConfigError", "LossImportError", "LossSpec", "register", "create", "available", "get_spec",
+    "is_import_path",
+]
 
 #: The loss kinds and the forward signature each implies.
 KINDS: dict[str, str] = {
@@ -39,8 +70,21 @@ KINDS: dict[str, str] = {
 }
 
 
+#: How many positional arguments ``forward`` receives for each kind.
+CALL_ARITY: dict[str, int] = {"logit": 3, "label": 3, "feature": 2, "relation": 2}
+
+
 class LossConfigError(ValueError):
     """A loss could not be created: unknown method name, unknown or invalid parameter."""
+
+
+class LossImportError(LossConfigError):
+    """A user's loss named by import path cannot be used: what was expected, what was found."""
+
+    def __init__(self, path: str, expected: str, found: str, detail: str | None = None):
+        self.path, self.expected, self.found, self.detail = path, expected, found, detail
+        super().__init__(f"distillation loss {path!r}: expected {expected}, found {found}"
+                         + (f" ({detail})" if detail else ""))
 
 
 @dataclass(frozen=True)
@@ -116,7 +160,10 @@ def _did_you_mean(name: str, valid: Iterable[str]) -> str:
 
 
 def get_spec(name: str) -> LossSpec:
-    """The :class:`LossSpec` of method ``name``; :class:`LossConfigError` if there is none."""
+    """The :class:`LossSpec` of method ``name`` (a registered name or a ``pkg.module:Class``
+    import path); :class:`LossConfigError` if there is none."""
+    if is_import_path(name):
+        return user_spec(name)
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
@@ -181,3 +228,74 @@ def create(name: str, **params: Any) -> nn.Module:
     spec = get_spec(name)
     validated = validate_params(name, **params)
     return spec.cls(**validated.model_dump())
+
+
+# ------------------------------------------------------------------ user loss classes
+
+_USER_SPECS: dict[tuple[str, type], LossSpec] = {}
+
+
+class _NoParams(BaseModel):
+    """A user loss without ``Params`` takes no parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _positional_range(fn: Callable) -> tuple[int, float]:
+    """(required, maximum) positional arguments of an unbound method, ``self`` excluded."""
+    params = list(inspect.signature(fn).parameters.values())[1:]
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = sum(1 for p in positional if p.default is p.empty)
+    most = float("inf") if any(p.kind is p.VAR_POSITIONAL for p in params) else len(positional)
+    return required, most
+
+
+def _user_params(path: str, cls: type) -> type[BaseModel]:
+    params = getattr(cls, "Params", None)
+    if params is None:
+        return _NoParams
+    if not (isinstance(params, type) and issubclass(params, BaseModel)):
+        raise LossImportError(path, "a class attribute Params that is a pydantic BaseModel subclass (or none)",
+                              repr(params))
+    if params.model_config.get("extra") != "forbid":  # unknown keys must be errors, as for built-ins
+        params = type(params.__name__, (params,), {"model_config": ConfigDict(extra="forbid"),
+                                                   "__module__": params.__module__, "__doc__": params.__doc__})
+    try:
+        inspect.signature(cls).bind(**dict.fromkeys(params.model_fields))
+    except TypeError as exc:
+        fields = ", ".join(params.model_fields) or "no arguments"
+        raise LossImportError(path, f"{cls.__name__}.__init__ taking its Params fields as keywords ({fields})",
+                              f"__init__{inspect.signature(cls)}", str(exc)) from None
+    return params
+
+
+def user_spec(path: str) -> LossSpec:
+    """The :class:`LossSpec` of the user's loss class at ``path``, its protocol checked."""
+    try:
+        cls = import_object(path, "distillation loss")
+    except ImportPathError as exc:
+        raise LossImportError(path, "an importable loss class 'package.module:Class'", repr(path), str(exc)) from None
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        found = f"{type(cls).__name__} {getattr(cls, '__name__', cls)!r}" if not isinstance(cls, type) else \
+            f"class {cls.__name__!r} (not an nn.Module)"
+        raise LossImportError(path, "an nn.Module subclass (the loss protocol)", found)
+    key = (path, cls)
+    if key in _USER_SPECS:
+        return _USER_SPECS[key]
+    kind = getattr(cls, "kind", "logit")
+    if kind not in KINDS:
+        raise LossImportError(path, f"a class attribute kind, one of {', '.join(KINDS)} (absent: logit)",
+                              repr(kind), _did_you_mean(str(kind), KINDS).removeprefix("; ") or None)
+    if cls.forward is nn.Module.forward:
+        raise LossImportError(path, f"a forward method: {KINDS[kind]}", f"class {cls.__name__!r} without forward")
+    required, most = _positional_range(cls.forward)
+    arity = CALL_ARITY[kind]
+    if not required <= arity <= most:
+        raise LossImportError(path, f"{KINDS[kind]} (kind {kind!r}: {arity} positional arguments)",
+                              f"forward{inspect.signature(cls.forward)}",
+                              "set the class attribute kind to the kind this forward implements")
+    spec = LossSpec(name=path, cls=cls, kind=kind, params=_user_params(path, cls),
+                    paper=str(getattr(cls, "paper", "") or f"user loss {path}"), summary=_summary(cls),
+                    needs_teacher=kind != "label")
+    _USER_SPECS[key] = spec
+    return spec

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -10,6 +9,10 @@ from typing import Any, Callable
 import torch
 from pydantic import BaseModel
 from torch import nn
+
+from autokd.utils.imports import ImportPathError
+from autokd.utils.imports import import_object as _import_object
+from autokd.utils.imports import is_import_path as _is_import_path
 
 
 class ModelBuildError(ValueError):
@@ -41,22 +44,16 @@ def register_model(name: str, params: type[BaseModel]):
 
 
 def is_import_path(name: str) -> bool:
-    """``pkg.mod:Class`` names a user's own model class."""
-    return ":" in name
+    """``pkg.mod:Class`` names a user's own model class (:mod:`autokd.utils.imports`)."""
+    return _is_import_path(name)
 
 
 def import_object(path: str) -> Any:
-    module_name, _, attr = path.partition(":")
+    """The class ``path`` names; :class:`ModelBuildError` saying why it cannot be imported."""
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ModelBuildError(f"cannot import module {module_name!r} for model {path!r}: {exc}") from exc
-    obj = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ModelBuildError(f"module {module_name!r} has no attribute {attr!r} (model {path!r})")
-        obj = getattr(obj, part)
-    return obj
+        return _import_object(path, "model")
+    except ImportPathError as exc:
+        raise ModelBuildError(str(exc)) from exc
 
 
 def build_model(
@@ -90,7 +87,8 @@ def count_params(model: nn.Module, trainable_only: bool = True) -> int:
 
 
 def forward_with_features(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, "OrderedDict[str, torch.Tensor]"]:
-    """Logits and named features; models that do not expose features give an empty dict."""
+    """Logits and the model's feature aliases (``forward(x, return_features=True)``); models that
+    do not expose any give an empty dict. Module paths too: :func:`autokd.models.features.forward_features`."""
     try:
         out = model(x, return_features=True)
     except TypeError:
@@ -101,7 +99,8 @@ def forward_with_features(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tens
 
 
 def feature_names(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
-    """Names and shapes (without batch dim) of the features a model exposes."""
+    """Names and shapes (without batch dim) of a model's feature aliases. Every feature name,
+    module paths included: :func:`autokd.models.features.feature_shapes`."""
     was_training = model.training
     model.eval()
     with torch.no_grad():

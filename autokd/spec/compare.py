@@ -38,7 +38,8 @@ class MethodEntry(Strict):
 
     params: dict[str, Any] = Field(default_factory=dict, description="the method's own parameters")
     features: list[FeaturePair] = Field(default_factory=list, description="feature pairs (feature/relation methods)")
-    temperature: float | None = Field(None, gt=0, description="distill.temperature for this method (methods with one)")
+    temperature: float | None = Field(
+        None, gt=0, description="distill.temperature for this method (methods with one; absent: its own default)")
     alpha: float | None = Field(None, ge=0, le=1, description="distill.alpha for this method")
 
 
@@ -79,8 +80,9 @@ class CompareSpec(Strict):
         out["distill.method"] = method
         out["distill.params"] = dict(entry.params)
         out["distill.features"] = [f.model_dump() for f in entry.features]
-        if entry.temperature is not None:
-            out["distill.temperature"] = entry.temperature
+        # absent: the method's own default (lskd 2, kd 4), never the pipeline's T, which a method
+        # without a temperature would refuse and which would leave every method at one habit
+        out["distill.temperature"] = entry.temperature
         if entry.alpha is not None:
             out["distill.alpha"] = entry.alpha
         return out

@@ -7,7 +7,10 @@ baseline per seed, each into ``runs/compare/<method>/<seed>/``::
 
     student/        model.safetensors, history.json, manifest.json (parents: data, teacher)
     dvclive/        per-epoch metrics
-    metrics.json    test accuracy, nll, ece, agreement with the teacher, seconds per epoch
+    metrics.json    test accuracy, nll, ece, agreement with the teacher
+
+and its epoch wall times to ``reports/timings/compare/<method>/<seed>.json`` (not cached: a
+cached output must be the same bytes when rerun).
 
 Checkpoints go to ``checkpoints/compare/<method>/<seed>/`` (an interrupted run resumes).
 ``aggregate`` then writes ``reports/methods.json`` (per method: mean and std over seeds of
@@ -48,6 +51,11 @@ REPORT_PNG = Path("reports") / "methods.png"
 
 def run_dir(root: str | Path, method: str, seed: int) -> Path:
     return Path(root) / "runs" / "compare" / method / str(seed)
+
+
+def timing_path(root: str | Path, method: str, seed: int) -> Path:
+    """A run's wall times: kept out of its cached folder (a DVC output must be the same bytes on a rerun)."""
+    return Path(root) / "reports" / "timings" / "compare" / method / f"{seed}.json"
 
 
 def checkpoint_dir(root: str | Path, method: str, seed: int) -> Path:
@@ -100,21 +108,22 @@ def run_one(spec: CompareSpec, method: str, seed: int, root: str | Path = ".", p
     x, y = data.test.x, data.test.y
     logits = predict_logits(model.cpu(), x, cpu)
     t_logits = predict_logits(load_model(teacher_dir), x, cpu)
-    epoch_s = [r["seconds"] for r in result.history]
+    epoch_s = result.epoch_seconds  # wall times stay out of the cached history.json
     metrics = {
         "method": method, "seed": seed,
         "kind": "baseline" if method == BASELINE else _kind(method),
         "accuracy": accuracy(logits, y), "nll": nll(logits, y), "ece": ece(logits, y, pspec.evaluate.ece_bins),
         "agreement": agreement(logits, t_logits), "teacher_accuracy": accuracy(t_logits, y),
-        "epochs": len(result.history), "seconds_per_epoch": statistics.median(epoch_s),
-        "seconds_per_epoch_mean": statistics.fmean(epoch_s), "val_accuracy": result.final.get("val_accuracy"),
-        "test_samples": len(y),
+        "epochs": len(result.history), "val_accuracy": result.final.get("val_accuracy"), "test_samples": len(y),
     }
     atomic_write_json(layout.out / "metrics.json", metrics)
+    timing = {"seconds_per_epoch": statistics.median(epoch_s), "seconds_per_epoch_mean": statistics.fmean(epoch_s),
+              "epoch_seconds": epoch_s}
+    atomic_write_json(timing_path(root, method, seed), timing)
     if progress:
         print(f"[compare] {method} seed {seed}: test accuracy {metrics['accuracy']:.4f}, "
-              f"{metrics['seconds_per_epoch']:.3f} s/epoch (median)", flush=True)
-    return metrics
+              f"{timing['seconds_per_epoch']:.3f} s/epoch (median)", flush=True)
+    return {**metrics, **{k: timing[k] for k in ("seconds_per_epoch", "seconds_per_epoch_mean")}}
 
 
 def _kind(method: str) -> str:
@@ -136,11 +145,11 @@ def aggregate(spec: CompareSpec, root: str | Path = ".", plot: bool = True) -> d
     missing = []
     for name in spec.names():
         for seed in spec.seeds:
-            path = run_dir(root, name, seed) / "metrics.json"
-            if not path.exists():
+            path, timing = run_dir(root, name, seed) / "metrics.json", timing_path(root, name, seed)
+            if not path.exists() or not timing.exists():
                 missing.append(f"{name}/{seed}")
                 continue
-            runs.setdefault(name, {})[seed] = json.loads(path.read_text())
+            runs.setdefault(name, {})[seed] = {**json.loads(path.read_text()), **json.loads(timing.read_text())}
     if missing:
         raise FileNotFoundError(f"no metrics for run(s) {', '.join(missing)} under {root / 'runs' / 'compare'}; "
                                 "run them first (dvc repro pipelines/compare/dvc.yaml)")

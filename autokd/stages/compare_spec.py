@@ -15,7 +15,7 @@ from autokd.spec.compare import BASELINE, CompareSpec, MethodEntry
 from autokd.spec.document import apply_overrides, load_yaml, read_document
 from autokd.spec.errors import SpecError, SpecIssue, unknown_name_issue
 from autokd.spec.pipeline import PipelineSpec
-from autokd.stages.validate import validate_pipeline
+from autokd.stages.validate import feature_pair_issues, validate_pipeline
 
 
 def _resolve(path: str, root: Path) -> Path:
@@ -46,10 +46,11 @@ def _input_shape(run: PipelineSpec, root: Path) -> tuple[int, ...] | None:
 
 
 def _feature_issues(spec: CompareSpec, name: str, run: PipelineSpec, root: Path) -> list[SpecIssue]:
+    """A method's feature pairs (aliases or module paths) against the run's built student and
+    teacher (:func:`autokd.stages.validate.feature_pair_issues`), where the input shape is known."""
     from autokd.losses import get_spec as get_loss_spec
     from autokd.models import build_model
-    from autokd.models.registry import feature_names
-    from autokd.train.distill import FeatureAdapter
+    from autokd.models.features import feature_shapes
 
     entry = spec.methods[name]
     kind = get_loss_spec(name).kind
@@ -60,21 +61,9 @@ def _feature_issues(spec: CompareSpec, name: str, run: PipelineSpec, root: Path)
     shape = _input_shape(run, root)
     if shape is None:
         return []  # checked when the run builds its objective
-    s_shapes = feature_names(build_model(run.student.model.name, run.student.model.params, shape, 10), shape)
-    t_shapes = feature_names(build_model(run.teacher.model.name, run.teacher.model.params, shape, 10), shape)
-    issues = []
-    for i, pair in enumerate(entry.features):
-        if pair.student not in s_shapes:
-            issues.append(unknown_name_issue(loc + (i, "student"), pair.student, s_shapes, "a student feature"))
-        if pair.teacher not in t_shapes:
-            issues.append(unknown_name_issue(loc + (i, "teacher"), pair.teacher, t_shapes, "a teacher feature"))
-        if kind == "feature" and pair.student in s_shapes and pair.teacher in t_shapes:
-            try:
-                FeatureAdapter(s_shapes[pair.student], t_shapes[pair.teacher])
-            except ValueError as exc:
-                issues.append(SpecIssue(loc + (i,), expected="a student/teacher pair of the same rank (map-map or "
-                                        "vector-vector)", found=f"{pair.student}->{pair.teacher}", hint=str(exc)))
-    return issues
+    s_shapes = feature_shapes(build_model(run.student.model.name, run.student.model.params, shape, 10), shape)
+    t_shapes = feature_shapes(build_model(run.teacher.model.name, run.teacher.model.params, shape, 10), shape)
+    return feature_pair_issues(entry.features, kind, s_shapes, t_shapes, loc)
 
 
 def _compare_issues(spec: CompareSpec, root: Path) -> list[SpecIssue]:

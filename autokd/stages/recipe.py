@@ -16,11 +16,13 @@ import torch
 from autokd.data.prepare import PreparedData
 from autokd.lineage.manifest import file_sha256, write_manifest
 from autokd.models.artifact import MODEL_FILE, load_model, save_model
-from autokd.models.registry import build_model, feature_names
+from autokd.models.features import feature_shapes
+from autokd.models.registry import build_model
 from autokd.spec.document import dump_spec
+from autokd.spec.errors import SpecError
 from autokd.spec.pipeline import PipelineSpec, RoleSpec
 from autokd.stages.layout import Layout, LiveLogger
-from autokd.stages.validate import effective_distill, method_params
+from autokd.stages.validate import effective_distill, feature_pair_issues, method_params
 from autokd.train.device import configure_threads, resolve_device, seed_everything, use_amp
 from autokd.train.distill import DistillObjective
 from autokd.train.teacher_cache import CACHE_NAME, load_teacher_outputs
@@ -114,7 +116,12 @@ def teacher_mode(spec: PipelineSpec) -> str:
 def build_distill_objective(
     spec: PipelineSpec, student: torch.nn.Module, data: PreparedData, layout: Layout, device: torch.device
 ) -> DistillObjective:
-    """The distillation objective for ``spec``, reading the teacher-output cache when it can."""
+    """The distillation objective for ``spec``, reading the teacher-output cache when it can.
+
+    Feature pairs (aliases or module paths) are checked here against the built student and
+    teacher at the data's input shape: a :class:`SpecError` at ``distill.features[i].student``
+    (or ``.teacher``) naming the nearest valid names, before anything trains.
+    """
     from autokd.losses import get_spec as get_loss_spec
 
     kind = get_loss_spec(spec.distill.method).kind
@@ -131,9 +138,11 @@ def build_distill_objective(
     pairs = [(p.student, p.teacher, p.weight) for p in spec.distill.features]
     s_shapes = t_shapes = None
     if kind in ("feature", "relation"):
-        s_shapes = feature_names(student, data.input_shape)
-        t_shapes = feature_names(teacher.cpu(), data.input_shape)
-        teacher.to(device)
+        s_shapes = feature_shapes(student, data.input_shape)
+        t_shapes = feature_shapes(teacher, data.input_shape)
+        issues = feature_pair_issues(spec.distill.features, kind, s_shapes, t_shapes, ("distill", "features"))
+        if issues:
+            raise SpecError(None, issues)
     return DistillObjective(
         spec.distill.method, method_params(spec.distill), spec.distill.alpha, teacher=teacher,
         cache=cache if mode == "cache" else None, feature_pairs=pairs,

@@ -12,6 +12,15 @@ path, what was expected and what was found.
 method without one (``normkd``, ``ctkd``, feature and relation methods) refuses it, naming
 its own knob where it has one (``normkd``'s ``t_norm``), so a value that would be silently
 ignored can never change a fingerprint.
+
+**User losses.** ``distill.method`` may be a ``pkg.module:Class`` import path: the class is
+imported and checked against the loss protocol (:mod:`autokd.losses.registry`), an error at
+``distill.method``; its ``Params`` then check ``distill.params`` like a built-in's.
+
+**Feature pairs** name aliases or module paths (:mod:`autokd.models.features`); they can
+only be checked against built models, so against the data's input shape:
+:func:`feature_pair_issues`, called when the distill stage builds its objective and by the
+method comparison's validation.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from typing import Any, Mapping
 from autokd.spec.base import params_issues, validate_document
 from autokd.spec.chain import ChainSpec, apply_chain_overrides
 from autokd.spec.document import load_yaml, read_document
-from autokd.spec.errors import SpecIssue, unknown_name_issue
+from autokd.spec.errors import SpecIssue, suggest, unknown_name_issue
 from autokd.spec.pipeline import DistillSpec, PipelineSpec
 
 DISK_SOURCES_WITHOUT_PATH = {"digits"}
@@ -84,13 +93,30 @@ def effective_distill(distill: DistillSpec) -> dict[str, Any]:
             "teacher_outputs": distill.teacher_outputs}
 
 
-def distill_issues(distill: DistillSpec, augment: bool, loc: tuple = ("distill",)) -> list[SpecIssue]:
-    """The method name, its parameters, its temperature and its teacher-output mode."""
-    from autokd.losses import available, get_spec
+def method_issue(method: str, loc: tuple) -> SpecIssue | None:
+    """The issue of an unknown method name, or of a user loss class that cannot be used."""
+    from autokd.losses import LossImportError, available, get_spec
+    from autokd.utils.imports import is_import_path
 
+    if is_import_path(method):
+        try:
+            get_spec(method)
+        except LossImportError as exc:
+            return SpecIssue(loc, expected=exc.expected, found=exc.found, found_text=exc.found, hint=exc.detail)
+        return None
     names = available()
-    if distill.method not in names:
-        return [unknown_name_issue(loc + ("method",), distill.method, names, "a distillation method")]
+    if method not in names:
+        return unknown_name_issue(loc, method, names, "a distillation method or a pkg.module:Class loss")
+    return None
+
+
+def distill_issues(distill: DistillSpec, augment: bool, loc: tuple = ("distill",)) -> list[SpecIssue]:
+    """The method name (or loss class), its parameters, its temperature and its teacher-output mode."""
+    from autokd.losses import get_spec
+
+    m_issue = method_issue(distill.method, loc + ("method",))
+    if m_issue is not None:
+        return [m_issue]
     lspec = get_spec(distill.method)
     issues: list[SpecIssue] = []
     if "temperature" in distill.params:
@@ -111,6 +137,52 @@ def distill_issues(distill: DistillSpec, augment: bool, loc: tuple = ("distill",
             issues.append(SpecIssue(loc + ("teacher_outputs",), expected=f"'auto' or 'live' for the {lspec.kind} "
                                     f"method {distill.method!r} (it needs the teacher's features on every batch)",
                                     found="cache"))
+    return issues
+
+
+def _feature_hint(found: str, valid: list[str]) -> str | None:
+    """``did you mean`` for a feature name; look-alike characters first (``layers.l`` -> ``layers.1``,
+    where plain similarity ties between ``layers.0`` … ``layers.3``)."""
+    look = str.maketrans("lIiOo", "11100")
+    same = [v for v in valid if v.translate(look) == str(found).translate(look)]
+    return f"did you mean {same[0]!r}?" if same else suggest(found, valid)
+
+
+def feature_name_issue(loc: tuple, found: str, shapes: Mapping[str, tuple], role: str) -> SpecIssue:
+    """An unknown feature name: some of the valid ones (aliases first) and the nearest."""
+    valid = list(shapes)
+    shown = ", ".join(valid[:12]) + (f", … ({len(valid)} in all)" if len(valid) > 12 else "")
+    return SpecIssue(loc, expected=f"a {role} feature: an alias or a module path from named_modules() "
+                     f"({shown or 'none'})", found=found, hint=_feature_hint(found, valid))
+
+
+def feature_pair_issues(
+    pairs: list, kind: str, s_shapes: Mapping[str, tuple], t_shapes: Mapping[str, tuple], loc: tuple
+) -> list[SpecIssue]:
+    """Feature pairs (``FeaturePair``) of a ``kind`` method against the shapes of the built student
+    and teacher (:func:`autokd.models.features.feature_shapes`); ``loc`` is the pairs' key path."""
+    from autokd.train.distill import FeatureAdapter
+
+    if not pairs:
+        missing = [r for r, shapes in (("student", s_shapes), ("teacher", t_shapes)) if "pool" not in shapes]
+        if missing:
+            return [SpecIssue(loc, expected=f"feature pairs for the {kind} method (the default pool -> pool needs "
+                              f"a feature 'pool', which the {' and the '.join(missing)} lacks)", found=[],
+                              found_text="none")]
+        return []
+    issues = []
+    for i, pair in enumerate(pairs):
+        ok = True
+        for role, name, shapes in (("student", pair.student, s_shapes), ("teacher", pair.teacher, t_shapes)):
+            if name not in shapes:
+                issues.append(feature_name_issue(loc + (i, role), name, shapes, role))
+                ok = False
+        if ok and kind == "feature":
+            try:
+                FeatureAdapter(s_shapes[pair.student], t_shapes[pair.teacher])
+            except ValueError as exc:
+                issues.append(SpecIssue(loc + (i,), expected="a student/teacher pair of the same rank (map-map or "
+                                        "vector-vector)", found=f"{pair.student}->{pair.teacher}", hint=str(exc)))
     return issues
 
 
@@ -182,7 +254,6 @@ def load_pipeline_spec(
 
 def _step_issues(spec: ChainSpec, root: Path | None, check_paths: bool) -> list[SpecIssue]:
     """Pass 2: each step as a one-step pipeline against the registries, with chain key paths."""
-    from autokd.losses import available as available_losses
     from autokd.losses import get_spec as get_loss_spec
     from autokd.spec.chain import BLOCKWISE_FAMILIES
 
@@ -211,7 +282,7 @@ def _step_issues(spec: ChainSpec, root: Path | None, check_paths: bool) -> list[
             if src.model.name not in BLOCKWISE_FAMILIES:
                 issues.append(SpecIssue(loc, expected=f"a source model ({spec.source(i)}) whose family is one of "
                                         f"{sorted(BLOCKWISE_FAMILIES)}", found=src.model.name))
-            if step.distill.method in available_losses() and get_loss_spec(step.distill.method).kind != "logit":
+            if method_issue(step.distill.method, ()) is None and get_loss_spec(step.distill.method).kind != "logit":
                 issues.append(SpecIssue(("steps", i, "distill", "method"), expected="a logit method with blockwise "
                                         "(stepping stones are distilled by logits)", found=step.distill.method))
             n_stages = len(step.model.params.get("widths", [])) if step.model.name == "cnn" else 3

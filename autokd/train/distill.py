@@ -4,7 +4,10 @@ D is a registered method from :mod:`autokd.losses`:
 - logit methods read the teacher's logits from the cache when the batch is not augmented,
   and run the teacher (no gradient) otherwise;
 - feature and relation methods run the teacher on each batch (no gradient) and compare
-  named features, through a learned adapter where shapes differ;
+  named features, through a learned adapter where shapes differ. A feature name is an alias
+  (``pool``, ``stage1``: what ``forward(x, return_features=True)`` returns) or a module path
+  from ``named_modules()`` (``layers.1``), read by a forward hook that lives for one call
+  (:mod:`autokd.models.features`), so any ``nn.Module`` can be a student or a teacher;
 - label methods (``ls``) need no teacher at all.
 """
 
@@ -17,7 +20,8 @@ from torch import nn
 from autokd.data.batches import Batch
 from autokd.losses import create as create_loss
 from autokd.losses import get_spec as get_loss_spec
-from autokd.models.registry import forward_with_features
+from autokd.models.features import forward_features
+from autokd.spec.errors import suggest
 from autokd.train.teacher_cache import TeacherOutputs
 
 
@@ -82,16 +86,20 @@ class DistillObjective(nn.Module):
             student_shapes = student_shapes or {}
             teacher_shapes = teacher_shapes or {}
             for i, (s_name, t_name, w) in enumerate(pairs):
-                if s_name not in student_shapes:
-                    raise ValueError(f"the student has no feature {s_name!r}; it has {sorted(student_shapes)}")
-                if t_name not in teacher_shapes:
-                    raise ValueError(f"the teacher has no feature {t_name!r}; it has {sorted(teacher_shapes)}")
+                for role, name, shapes in (("student", s_name, student_shapes), ("teacher", t_name, teacher_shapes)):
+                    if name not in shapes:
+                        hint = suggest(name, shapes)
+                        raise ValueError(f"the {role} has no feature {name!r}" + (f" ({hint})" if hint else "")
+                                         + f"; it has {', '.join(shapes) or 'none'}")
                 self.pairs.append((s_name, t_name, float(w)))
                 if self.kind == "feature" and getattr(self.spec, "adapt", True):
                     self.adapters[str(i)] = FeatureAdapter(student_shapes[s_name], teacher_shapes[t_name])
                 else:
                     self.adapters[str(i)] = nn.Identity()
-        elif self.kind == "logit" and teacher is None and cache is None:
+        # the names each model is asked for on every batch (aliases or module paths)
+        self.student_features = list(dict.fromkeys(s for s, _, _ in self.pairs))
+        self.teacher_features = list(dict.fromkeys(t for _, t, _ in self.pairs))
+        if self.kind == "logit" and teacher is None and cache is None:
             raise ValueError(f"method {method!r} needs the teacher's outputs: give a teacher or a cache")
 
     @property
@@ -108,7 +116,7 @@ class DistillObjective(nn.Module):
         self.teacher_calls += 1
         with torch.no_grad():
             if features:
-                return forward_with_features(teacher, x)
+                return forward_features(teacher, x, self.teacher_features)
             return teacher(x), None
 
     def teacher_logits(self, batch: Batch) -> torch.Tensor:
@@ -121,7 +129,7 @@ class DistillObjective(nn.Module):
     def forward(self, model: nn.Module, batch: Batch):
         parts: dict[str, torch.Tensor] = {}
         if self.kind in ("feature", "relation"):
-            logits, s_feats = forward_with_features(model, batch.x)
+            logits, s_feats = forward_features(model, batch.x, self.student_features)
             _, t_feats = self._run_teacher(batch.x, features=True)
             d = logits.new_zeros(())
             for i, (s_name, t_name, w) in enumerate(self.pairs):

@@ -97,8 +97,10 @@ def test_kd_matches_formula_and_t2_scaling(T):
     value = create("kd", temperature=T)(s, t, y)
     unscaled = kl_rows(t.detach() / T, s.detach() / T).mean()
     assert torch.allclose(value, T**2 * unscaled, atol=1e-12)
-    # T² really is applied: value / T² is the plain KL at temperature T
-    assert torch.allclose(value / T**2, unscaled, atol=1e-12)
+    # T² reaches the gradient too: ∂/∂s = T·(p_s − p_t)/B (Hinton et al.), not (p_s − p_t)/(T·B)
+    value.backward()
+    p_s, p_t = (log_softmax_ref(z.detach() / T).exp() for z in (s, t))
+    assert torch.allclose(s.grad, T * (p_s - p_t) / B, atol=1e-12)
 
 
 # ---------------------------------------------------------------- dkd

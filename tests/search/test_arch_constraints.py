@@ -7,9 +7,9 @@ import random
 import pytest
 import torch
 
-from autokd.evaluate.metrics import count_flops
+from autokd.evaluate.flops import count_macs
 from autokd.models import build_model, count_params
-from autokd.search.arch import search as search_mod
+from autokd.search.arch import run as run_mod
 from autokd.search.arch.constraints import check, measure_latency
 from autokd.search.arch.context import ArchSearchError
 from autokd.search.arch.proxies import ProxyBatch
@@ -28,7 +28,7 @@ def _models():
 
 def test_random_budgets_never_admit_over_budget_candidates():
     models = list(_models())
-    sizes = [(count_params(m), count_flops(m, SHAPE)) for _, m in models]
+    sizes = [(count_params(m), count_macs(m, SHAPE)) for _, m in models]
     rng = random.Random(0)
     lo_p, hi_p = min(s[0] for s in sizes), max(s[0] for s in sizes)
     lo_f, hi_f = min(s[1] for s in sizes), max(s[1] for s in sizes)
@@ -66,15 +66,15 @@ def test_the_search_never_scores_a_rejected_candidate(monkeypatch):
     spec = validate_space({"student": SPACE, "proxies": ["naswot"],
                            "constraints": {"max_params": budget, "latency": {"runs": 1, "warmup": 0}}})
     scored_sizes = []
-    real = search_mod.compute_proxy
+    real = run_mod.compute_proxy
 
     def spy(name, model, batch, teacher=None):
         scored_sizes.append(count_params(model))
         return real(name, model, batch, teacher)
 
-    monkeypatch.setattr(search_mod, "compute_proxy", spy)
+    monkeypatch.setattr(run_mod, "compute_proxy", spy)
     batch = ProxyBatch(torch.randn(8, *SHAPE), torch.arange(8), 10)
-    res = search_mod.run_search(spec, batch, None, SHAPE, 10)
+    res = run_mod.run_search(spec, batch, None, SHAPE, 10)
     assert res.rejected and res.ranked
     assert max(scored_sizes) <= budget
     assert all(s.measurement.params <= budget for s in res.ranked)
@@ -85,4 +85,4 @@ def test_the_search_never_scores_a_rejected_candidate(monkeypatch):
 def test_nothing_admitted_is_an_error():
     spec = validate_space({"student": SPACE, "proxies": ["naswot"], "constraints": {"max_params": 1}})
     with pytest.raises(ArchSearchError, match="no candidate passed the constraints"):
-        search_mod.run_search(spec, ProxyBatch(torch.randn(4, *SHAPE), torch.arange(4), 10), None, SHAPE, 10)
+        run_mod.run_search(spec, ProxyBatch(torch.randn(4, *SHAPE), torch.arange(4), 10), None, SHAPE, 10)

@@ -11,7 +11,8 @@ import yaml
 from typer.testing import CliRunner
 
 from autokd.cli import app
-from autokd.spec.load import apply_overrides, load_yaml, validate_pipeline
+from autokd.spec.document import apply_overrides, load_yaml
+from autokd.stages import validate_pipeline
 from tests.conftest import tiny_cnn_spec
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,7 +8,8 @@ import torch
 
 from autokd.models import build_model
 from autokd.search.arch.proxies import ProxyBatch, teacher_signals
-from autokd.search.arch.search import candidate_seed, combine, oriented, proxy_ranks, run_search
+from autokd.search.arch.ranking import combine, oriented, proxy_ranks
+from autokd.search.arch.run import candidate_seed, run_search
 from autokd.search.arch.space import validate_space
 
 SHAPE = (1, 8, 8)

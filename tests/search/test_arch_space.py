@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from autokd.cli import app
 from autokd.models import MODELS, build_model, count_params
-from autokd.search.arch.space import SPACE_FAMILIES, load_space, validate_space
+from autokd.search.arch.families import SPACE_FAMILIES
+from autokd.search.arch.space import load_space, validate_space
 from autokd.spec.errors import SpecError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from autokd.cli import app
 from autokd.search.hparams.results import apply_patch_text
-from autokd.spec.load import validate_pipeline
+from autokd.stages import validate_pipeline
 
 from hparams_support import REPO, TINY_PIPELINE, tiny_search, write_search
 

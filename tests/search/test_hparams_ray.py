@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from autokd.search.hparams.run import run_search
-from autokd.spec.load import apply_overrides, load_yaml, validate_pipeline
+from autokd.spec.document import apply_overrides, load_yaml
+from autokd.stages import validate_pipeline
 
 from hparams_support import tiny_search, write_pipeline, write_search
 

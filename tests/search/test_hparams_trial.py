@@ -83,8 +83,8 @@ def test_trial_matches_the_pipeline_stages(ctx, tmp_path):
     """The trial's student is the one `distill` trains: same val history, same test accuracy."""
     import json
 
-    from autokd.spec.load import apply_overrides, validate_pipeline
-    from autokd.stages import Layout, distill, evaluate, train_baseline
+    from autokd.spec.document import apply_overrides
+    from autokd.stages import Layout, distill, evaluate, train_baseline, validate_pipeline
 
     params = _params("dkd", **{"distill.temperature": 2.5, "distill.alpha": 0.6})
     rep = LocalReporter(tmp_path / "ckpt")

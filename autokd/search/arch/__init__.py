@@ -5,21 +5,26 @@ against the pipeline's teacher, ranks them, writes ``searches/<name>/ranking.{js
 and a ``shortlist.yaml`` of ``student.model`` specs; ``--validate N`` distills N of them to
 measure how far the ranking can be trusted on this data.
 
-Modules: :mod:`.space` (the YAML space and its candidates), :mod:`.proxies` (the proxy
-registry), :mod:`.constraints`, :mod:`.context` (pipeline artifacts, batch, teacher),
-:mod:`.search` (exhaustive, regularized evolution, combination), :mod:`.validate`,
-:mod:`.report`.
+Modules, each importing only those before it:
+:mod:`.families` (genes, candidates, the family space models), :mod:`.proxies` (the proxy
+registry), :mod:`.space` (the YAML space file), :mod:`.constraints`, :mod:`.ranking`
+(scored/rejected candidates, the result, combination), :mod:`.context` (pipeline artifacts,
+batch, teacher), :mod:`.report`, :mod:`.validate` (distilling candidates with the stages
+recipe), :mod:`.run` (exhaustive search, regularized evolution, :func:`run_arch_search`).
 """
 
+from autokd.search.arch.context import ArchSearchError
+from autokd.search.arch.families import SPACE_FAMILIES, Candidate, register_space_family
 from autokd.search.arch.proxies import PROXIES, ProxyBatch, TeacherSignals, available_proxies, compute_proxy, \
     register_proxy, teacher_signals
-from autokd.search.arch.search import SearchResult, run_arch_search, run_search
-from autokd.search.arch.space import SPACE_FAMILIES, ArchSpaceSpec, Candidate, load_space, register_space_family, \
-    validate_space
+from autokd.search.arch.ranking import SearchResult
+from autokd.search.arch.run import run_arch_search, run_search
+from autokd.search.arch.space import ArchSpaceSpec, load_space, validate_space
 
 __all__ = [
     "PROXIES",
     "SPACE_FAMILIES",
+    "ArchSearchError",
     "ArchSpaceSpec",
     "Candidate",
     "ProxyBatch",

@@ -1,29 +1,33 @@
 """Constraints applied before scoring: max params, max FLOPs, max latency.
 
 Checks run cheapest first (params, then FLOPs at the space's input size, then latency) and
-stop at the first budget exceeded, so an over-budget candidate is never scored. Latency is
-the median wall time of ``runs`` forward passes at the stated device, batch size and torch
-thread count, measured on the machine running the search (recorded in the ranking).
+stop at the first budget exceeded, so an over-budget candidate is never scored. ``flops`` /
+``max_flops`` are multiply-accumulates of one batch-1 forward pass
+(:func:`autokd.evaluate.flops.count_macs`). Latency is the median wall time of ``runs``
+forward passes at the stated device, batch size and torch thread count
+(:func:`autokd.evaluate.timing.latency_ms`, the evaluate stage's own timing), measured on the
+machine running the search (recorded in the ranking).
 """
 
 from __future__ import annotations
 
 import os
 import platform
-import statistics
-import time
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from autokd.evaluate.metrics import count_flops, torch_threads
+from autokd.evaluate.flops import count_macs
+from autokd.evaluate.timing import latency_ms
 from autokd.models.registry import count_params
 from autokd.search.arch.space import ConstraintSpec, LatencySpec
 
 
 @dataclass
 class Measurement:
+    """A candidate's size and speed: ``flops`` is its multiply-accumulate count (batch 1)."""
+
     params: int
     flops: int | None = None
     latency_ms: float | None = None
@@ -40,30 +44,12 @@ class Verdict:
         return "; ".join(self.reasons) or None
 
 
-@torch.no_grad()
 def measure_latency(model: nn.Module, input_shape: tuple[int, ...], spec: LatencySpec) -> float:
     """Median milliseconds of one forward pass of a ``spec.batch_size`` batch (eval mode)."""
-    device = torch.device(spec.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
+    if spec.device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("constraints.latency.device is 'cuda' but CUDA is not available on this machine")
-    was = model.training
-    model.eval().to(device)
-    x = torch.randn(spec.batch_size, *input_shape, device=device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    times = []
-    try:
-        with torch_threads(spec.threads):
-            for _ in range(spec.warmup):
-                model(x)
-            sync()
-            for _ in range(spec.runs):
-                t0 = time.perf_counter()
-                model(x)
-                sync()
-                times.append(time.perf_counter() - t0)
-    finally:
-        model.to("cpu").train(was)
-    return statistics.median(times) * 1000.0
+    return latency_ms(model, tuple(input_shape), runs=spec.runs, warmup=spec.warmup, threads=spec.threads,
+                      batch_size=spec.batch_size, device=spec.device)
 
 
 def check(model: nn.Module, input_shape: tuple[int, ...], spec: ConstraintSpec, measure_all: bool = True) -> Verdict:
@@ -78,7 +64,7 @@ def check(model: nn.Module, input_shape: tuple[int, ...], spec: ConstraintSpec, 
         reasons.append(f"params {m.params} > max_params {spec.max_params}")
         return Verdict(False, m, reasons)
     if spec.max_flops is not None or measure_all:
-        m.flops = count_flops(model, tuple(input_shape))
+        m.flops = count_macs(model, tuple(input_shape))
         if spec.max_flops is not None and m.flops > spec.max_flops:
             reasons.append(f"flops {m.flops} > max_flops {spec.max_flops}")
             return Verdict(False, m, reasons)

@@ -21,11 +21,12 @@ from autokd.data.prepare import PreparedData, load_prepared
 from autokd.lineage.manifest import file_sha256, read_manifest
 from autokd.models.artifact import MODEL_FILE, load_model
 from autokd.models.registry import build_model
-from autokd.search.arch.proxies import ProxyBatch, TeacherSignals, teacher_signals
+from autokd.search.arch.proxies import ProxyBatch, TeacherSignals, get_proxy, teacher_signals
 from autokd.search.arch.space import ArchSpaceSpec, BatchSpec
 from autokd.spec.document import apply_overrides, dump_spec, load_yaml
 from autokd.spec.pipeline import PipelineSpec
-from autokd.stages import Layout, validate_pipeline
+from autokd.stages import Layout, prepare, train_teacher, validate_pipeline
+from autokd.train.device import configure_threads
 from autokd.train.teacher_cache import CACHE_NAME
 
 TEACHER_INIT_SEED = 0
@@ -82,18 +83,16 @@ def _check_same(directory: Path, key: str, expected: dict[str, Any], stage: str)
 
 def ensure_artifacts(spec: PipelineSpec, layout: Layout, need_teacher: bool, progress: bool = True) -> list[str]:
     """Run ``prepare`` / ``train_teacher`` into ``layout`` if their artifacts are missing."""
-    from autokd.stages import pipeline as stages
-
     actions = []
     if not (layout.data / "meta.json").exists():
-        stages.prepare(spec, layout)
+        prepare(spec, layout)
         actions.append("prepare")
     else:
         _check_same(layout.data, "data", dump_spec(spec.data), "prepare")
     if need_teacher:
         teacher_file = layout.model_dir("teacher") / MODEL_FILE
         if not teacher_file.exists() or not (layout.teacher_outputs / CACHE_NAME).exists():
-            stages.train_teacher(spec, layout, progress=progress)
+            train_teacher(spec, layout, progress=progress)
             actions.append("train_teacher")
         else:
             _check_same(layout.model_dir("teacher"), "teacher", dump_spec(spec.teacher), "train_teacher")
@@ -113,13 +112,9 @@ def proxy_batch(data: PreparedData, spec: BatchSpec) -> ProxyBatch:
 def build_context(space: ArchSpaceSpec, root: str | Path | None = None, need_teacher_outputs: bool = False,
                   progress: bool = True) -> SearchContext:
     """Load the pipeline, make missing artifacts, load the data and (if used) the teacher."""
-    from autokd.train.device import configure_threads
-
     pipeline_data, pipeline = load_pipeline_for(space)
     configure_threads(pipeline.runtime)  # the pipeline's torch threads, as its stages use
     layout = Layout(Path(root if root is not None else space.root))
-    from autokd.search.arch.proxies import get_proxy
-
     uses_teacher = any(get_proxy(p).needs_teacher for p in space.proxies)
     need_trained = (space.teacher == "trained" and uses_teacher) or need_teacher_outputs
     actions = ensure_artifacts(pipeline, layout, need_teacher=need_trained, progress=progress)

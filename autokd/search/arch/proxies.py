@@ -6,7 +6,7 @@ them (a distance is negated) before ranking or z-scoring, so each is used the ri
 Initialization (the "documented initialization" every score is computed at):
 - the **student** is freshly built by its family's own initializer (cnn: Kaiming-normal
   convolutions, BatchNorm weight 1 and bias 0; mlp/linear: PyTorch defaults) with the torch
-  seed fixed per candidate (:func:`autokd.search.arch.search.candidate_seed`). Proxies run
+  seed fixed per candidate (:func:`autokd.search.arch.run.candidate_seed`). Proxies run
   it in *train* mode (BatchNorm normalises with the batch's statistics) with dropout off;
 - the **teacher** is the pipeline's trained teacher in *eval* mode (running statistics), or
   with ``teacher: init`` in the space, its architecture at initialization (seeded), eval mode;
@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from autokd.evaluate.flops import count_macs
 from autokd.models.registry import count_params, forward_with_features
 
 BASELINES = ("params", "flops")
@@ -382,7 +383,5 @@ def params(model: nn.Module, batch: ProxyBatch) -> float:
 
 @register_proxy("flops", higher_is_better=True, log_scale=True, paper="baseline")
 def flops(model: nn.Module, batch: ProxyBatch) -> float:
-    """Multiply-accumulates of one forward pass at batch 1 (baseline)."""
-    from autokd.evaluate.metrics import count_flops
-
-    return float(count_flops(model, batch.input_shape))
+    """Multiply-accumulates of one forward pass at batch 1 (baseline; the reports' ``flops``)."""
+    return float(count_macs(model, batch.input_shape))

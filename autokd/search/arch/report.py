@@ -1,8 +1,9 @@
 """What a search writes under ``searches/<name>/``.
 
 - ``ranking.json``: the space, the pipeline/teacher/batch it ran with, the latency setup, and
-  per candidate its architecture spec, params, FLOPs, latency, every proxy's value and rank,
-  the combined score and the milliseconds spent; rejected candidates with the reason;
+  per candidate its architecture spec, params, ``flops`` (multiply-accumulates at batch 1),
+  latency, every proxy's value and rank, the combined score and the milliseconds spent;
+  rejected candidates with the reason;
 - ``ranking.csv`` (one row per candidate) and ``ranking.md`` (a readable table);
 - ``ranking.png``: combined score against parameter count for every candidate;
 - ``shortlist.yaml``: the top-k as a list of ``{name, params}`` model specs, exactly the
@@ -23,9 +24,10 @@ from typing import Any
 
 import yaml
 
+from autokd.lineage.manifest import write_manifest
 from autokd.search.arch.constraints import latency_setup
 from autokd.search.arch.proxies import PROXIES
-from autokd.search.arch.search import SearchResult
+from autokd.search.arch.ranking import SearchResult
 from autokd.utils.io import atomic_path, atomic_write_json, atomic_write_text
 
 RANKING_FILES = ("ranking.json", "ranking.csv", "ranking.md", "ranking.png", "shortlist.yaml")
@@ -149,7 +151,7 @@ def ranking_markdown(doc: dict[str, Any], limit: int = 100) -> str:
         "Ranks: 1 is best for each proxy (distances: smallest).",
         "",
     ]
-    head = ["rank", "candidate", "params", "FLOPs", "latency ms", "combined"] + [f"{p} (rank)" for p in proxies] + ["ms"]
+    head = ["rank", "candidate", "params", "flops (MACs)", "latency ms", "combined"] + [f"{p} (rank)" for p in proxies] + ["ms"]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
     shown = doc["candidates"][:limit]
@@ -210,8 +212,6 @@ def write_ranking(result: SearchResult, ctx, out_dir: str | Path) -> list[str]:
 
 
 def write_search_manifest(out_dir: str | Path, ctx, result: SearchResult, files: list[str]) -> None:
-    from autokd.lineage.manifest import write_manifest
-
     parents = [ctx.layout.data]
     if ctx.space.teacher == "trained" or "validation.json" in files:
         parents.append(ctx.layout.model_dir("teacher"))

@@ -3,11 +3,14 @@
 N candidates are chosen over the ranking — half of them (``validation.band_share``) spread
 over the candidates inside a parameter band (budget ± ``validation.band``; default budget:
 the densest such window), the rest spread evenly over the whole ranking — and each is
-distilled with the pipeline's own code: the pipeline spec with ``student.model`` set to the
-candidate and ``student.train.epochs`` set to the short schedule, the pipeline's distillation
-objective (:func:`autokd.stages.build_distill_objective`, reading the root's teacher-output
-cache) and the one training loop (:func:`autokd.train.train`, per-epoch checkpoints, so an
-interrupted validation resumes). Accuracy is the test-split accuracy of the distilled student.
+distilled with the pipeline's own recipe (:mod:`autokd.stages.recipe`): the pipeline spec
+with ``student.model`` set to the candidate and ``student.train.epochs`` set to the short
+schedule, set up (:func:`~autokd.stages.setup`) and built (:func:`~autokd.stages.build_role_model`)
+as the distill stage does, its checkpoint fingerprint (:func:`~autokd.stages.role_fingerprint`
+with :func:`~autokd.stages.distill_extra`), the pipeline's distillation objective
+(:func:`~autokd.stages.build_distill_objective`, reading the root's teacher-output cache) and
+the one training loop (:func:`autokd.train.train`, per-epoch checkpoints, so an interrupted
+validation resumes). Accuracy is the test-split accuracy of the distilled student.
 
 Reported per proxy (oriented so higher is better), for the combined score and for the
 parameter count and FLOPs: Kendall τ-b and Spearman ρ against accuracy over all validated
@@ -29,12 +32,14 @@ import torch
 from scipy.stats import kendalltau, spearmanr
 
 from autokd.evaluate.metrics import accuracy, predict_logits
-from autokd.models.registry import build_model
-from autokd.search.arch.search import SearchResult, oriented
-from autokd.search.arch.space import Candidate
-from autokd.spec.document import dump_spec
-from autokd.train.device import configure_threads, resolve_device, seed_everything, use_amp
-from autokd.train.trainer import fingerprint, train
+from autokd.lineage.manifest import file_sha256
+from autokd.models.artifact import MODEL_FILE
+from autokd.search.arch.families import Candidate
+from autokd.search.arch.ranking import SearchResult, oriented
+from autokd.spec.pipeline import PipelineSpec
+from autokd.stages import build_distill_objective, build_role_model, distill_extra, role_fingerprint, setup
+from autokd.train.device import resolve_device
+from autokd.train.trainer import train
 from autokd.utils.io import atomic_write_json
 
 PARTIAL = "validation.partial.json"
@@ -93,30 +98,30 @@ def tau_rho(x: Sequence[float], y: Sequence[float]) -> dict[str, Any]:
     return out
 
 
-def run_fingerprint(ctx, spec) -> str:
-    """Identifies a validation run: student spec (incl. the short schedule), distillation, data, teacher."""
-    from autokd.lineage.manifest import file_sha256
-    from autokd.models.artifact import MODEL_FILE
-
-    teacher = file_sha256(ctx.layout.model_dir("teacher") / MODEL_FILE)
-    return fingerprint("arch_validate", dump_spec(spec.student), dump_spec(spec.distill), ctx.data.sha256, teacher)
+def candidate_spec(ctx, cand: Candidate, epochs: int) -> PipelineSpec:
+    """The pipeline spec with ``student.model`` set to ``cand`` and the short schedule."""
+    return ctx.student_spec(cand.model, {"student.train.epochs": epochs})
 
 
-def distill_candidate(ctx, cand: Candidate, epochs: int, checkpoint_dir: Path | None) -> dict[str, Any]:
-    """Distill one candidate with the pipeline's objective and training loop."""
-    from autokd.stages import build_distill_objective
+def teacher_sha256(ctx) -> str:
+    """Content hash of the root's trained teacher (what every validation run distills from)."""
+    return file_sha256(ctx.layout.model_dir("teacher") / MODEL_FILE)
 
-    spec = ctx.student_spec(cand.model, {"student.train.epochs": epochs})
-    configure_threads(spec.runtime)
-    device = resolve_device(spec.runtime)
-    fp = run_fingerprint(ctx, spec)
-    seed_everything(spec.student.train.seed)
-    model = build_model(cand.family, cand.params, ctx.data.input_shape, ctx.data.num_classes)
+
+def run_fingerprint(ctx, spec: PipelineSpec, teacher: str) -> str:
+    """The distill stage's own checkpoint fingerprint for ``spec`` (student spec incl. the short
+    schedule, runtime, data, effective distillation recipe, teacher hash)."""
+    return role_fingerprint("student", spec, spec.student, ctx.data.sha256, distill_extra(spec, teacher))
+
+
+def distill_candidate(ctx, spec: PipelineSpec, fp: str, name: str, checkpoint_dir: Path | None) -> dict[str, Any]:
+    """Distill ``spec``'s student (a candidate) with the pipeline's recipe, objective and training loop."""
+    device, amp = setup(spec)
+    model = build_role_model(spec.student, ctx.data)
     objective = build_distill_objective(spec, model, ctx.data, ctx.layout, device)
     t0 = time.perf_counter()
-    res = train(model, ctx.data.train, ctx.data.val, spec.student.train, objective, device=device,
-                amp=use_amp(spec.runtime, device), checkpoint_dir=checkpoint_dir, run_fingerprint=fp,
-                name=cand.key, progress=False)
+    res = train(model, ctx.data.train, ctx.data.val, spec.student.train, objective, device=device, amp=amp,
+                checkpoint_dir=checkpoint_dir, run_fingerprint=fp, name=name, progress=False)
     logits = predict_logits(model, ctx.data.test.x, device)
     return {
         "accuracy": accuracy(logits, ctx.data.test.y),
@@ -144,6 +149,7 @@ def validate_ranking(result: SearchResult, ctx, n: int, out_dir: str | Path, pro
     chosen = select_for_validation(params, n, budget, cfg.band, cfg.band_share)
     partial_path = out_dir / PARTIAL
     done: dict[str, Any] = json.loads(partial_path.read_text()) if partial_path.exists() else {}
+    teacher = teacher_sha256(ctx)
     t0 = time.perf_counter()
     rows = []
     for j, i in enumerate(chosen):
@@ -151,9 +157,9 @@ def validate_ranking(result: SearchResult, ctx, n: int, out_dir: str | Path, pro
         key = s.candidate.key
         ckpt = out_dir / "validate_checkpoints" / key
         prev = done.get(key)
-        expected = run_fingerprint(ctx, ctx.student_spec(s.candidate.model, {"student.train.epochs": cfg.epochs}))
-        rec = prev if prev is not None and prev.get("fingerprint") == expected else \
-            distill_candidate(ctx, s.candidate, cfg.epochs, ckpt)
+        spec = candidate_spec(ctx, s.candidate, cfg.epochs)
+        fp = run_fingerprint(ctx, spec, teacher)
+        rec = prev if prev is not None and prev.get("fingerprint") == fp else distill_candidate(ctx, spec, fp, key, ckpt)
         done[key] = rec
         atomic_write_json(partial_path, done)
         shutil.rmtree(ckpt, ignore_errors=True)

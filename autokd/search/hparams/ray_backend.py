@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 from ray.tune.search.optuna import OptunaSearch
 
+from autokd.search.hparams.address import check_ray_address, unreachable
 from autokd.search.hparams.objectives import OBJECTIVES, keys_and_modes
 from autokd.search.hparams.progress import SearchProgress
 from autokd.search.hparams.results import TrialRecord, final_metrics, static_metrics, status_of
@@ -95,8 +96,12 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
         return False
     common = dict(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     if address:
+        check_ray_address(address)  # fail in seconds, not after Ray's minute of retries
         # a cluster's workers were started elsewhere: give them our environment
-        ray.init(address=address, runtime_env={"env_vars": env}, **common)
+        try:
+            ray.init(address=address, runtime_env={"env_vars": env}, **common)
+        except ConnectionError as exc:  # the port answers, but not as a Ray cluster
+            raise unreachable(address, f"({exc})") from exc
     else:
         # local workers inherit this environment (and can use Ray's prestarted workers)
         ray.init(num_cpus=num_cpus or os.cpu_count() or 1, _temp_dir=short_temp_dir(),

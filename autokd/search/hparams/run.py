@@ -117,6 +117,10 @@ def run_search(spec_path: str | Path, *, trials: int | None = None, address: str
 
     run = _backend(backend)
     loaded = load_search_spec(spec_path, base_dir=base_dir)
+    if backend == "ray":  # a wrong --address fails now, not after the inputs are made
+        from autokd.search.hparams.address import check_ray_address
+
+        check_ray_address(address)
     spec = loaded.spec
     out = output_dir(spec.name, out_dir, base_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,43 +1,42 @@
-"""Score candidates and rank them: exhaustive enumeration or regularized evolution.
+"""Run a search: score candidates one at a time, rank them, write the reports.
 
 Candidates are built, checked against the constraints, scored and freed one at a time (the
 teacher's signals are computed once, before the loop), so memory stays flat however large
 the space. Each candidate's weights are initialised with a torch seed derived from the
 search seed and the candidate's key, so a candidate gets the same score whatever order it is
-visited in: same seed, same ranking.
+visited in: same seed, same ranking. How scores combine into the ranking is
+:mod:`autokd.search.arch.ranking`.
 
-Combination (higher is better):
-- ``rank``: mean over proxies of (n − rank) / (n − 1), rank 1 the best of n candidates;
-- ``zscore``: mean over proxies of the z-score of the oriented value (log first for
-  heavy-tailed proxies: synflow, snip, grad_norm, params, flops).
-Distances (DisWOT terms) are negated before either, so "higher is better" holds for all.
-
-Regularized evolution (Real et al., AAAI 2019): a population of ``population`` admitted
-candidates; each cycle samples ``sample`` of them, mutates the fittest (one gene) and adds
-the child, removing the oldest. Fitness is the combined score over every candidate scored so
-far. It stops after ``budget`` distinct admitted candidates (or when the space runs out).
+Algorithms: ``exhaustive`` enumerates the space; regularized evolution (Real et al., AAAI
+2019) keeps a population of ``population`` admitted candidates; each cycle samples
+``sample`` of them, mutates the fittest (one gene) and adds the child, removing the oldest.
+Fitness is the combined score over every candidate scored so far. It stops after ``budget``
+distinct admitted candidates (or when the space runs out).
 """
 
 from __future__ import annotations
 
 import gc
+import os
 import random
 import resource
 import statistics
 import time
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
-import numpy as np
 import torch
-from scipy.stats import rankdata
 
 from autokd.models.registry import build_model
-from autokd.search.arch.constraints import Measurement, check
-from autokd.search.arch.proxies import BASELINES, PROXIES, ProxyBatch, TeacherSignals, compute_proxy
-from autokd.search.arch.space import ArchSpaceSpec, Candidate
+from autokd.search.arch.constraints import check
+from autokd.search.arch.context import ArchSearchError, build_context, proxy_batch, signals
+from autokd.search.arch.families import Candidate
+from autokd.search.arch.proxies import BASELINES, ProxyBatch, TeacherSignals, compute_proxy
+from autokd.search.arch.ranking import Rejected, Scored, SearchResult, combined_scores, rank_results
+from autokd.search.arch.report import write_ranking, write_search_manifest, write_validation
+from autokd.search.arch.space import ArchSpaceSpec, load_space
+from autokd.search.arch.validate import validate_ranking
 
 
 def candidate_seed(seed: int, key: str) -> int:
@@ -50,8 +49,6 @@ def rss_mb() -> float:
     try:
         with open("/proc/self/statm") as fh:
             pages = int(fh.read().split()[1])
-        import os
-
         return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (OSError, ValueError):
         return peak_rss_mb()
@@ -60,37 +57,6 @@ def rss_mb() -> float:
 def peak_rss_mb() -> float:
     """Peak resident set size of this process in MiB (ru_maxrss is KiB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-@dataclass
-class Scored:
-    candidate: Candidate
-    measurement: Measurement
-    values: dict[str, float]
-    ms: dict[str, float]
-    rss_mb: float
-
-
-@dataclass
-class Rejected:
-    candidate: Candidate
-    measurement: Measurement
-    reason: str
-    ms: float
-
-
-@dataclass
-class SearchResult:
-    spec: ArchSpaceSpec
-    ranked: list[Scored]  # best first
-    combined: list[float]  # aligned with ranked
-    ranks: dict[str, list[float]]  # per proxy, aligned with ranked (1 = best)
-    rejected: list[Rejected]
-    proxies: list[str]  # every proxy computed (the space's plus the baselines)
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def top(self, k: int) -> list[Scored]:
-        return self.ranked[:k]
 
 
 # ---------------------------------------------------------------------------- scoring
@@ -123,73 +89,6 @@ class Scorer:
         ms["total"] = (time.perf_counter() - t0) * 1000
         del model
         return Scored(cand, verdict.measurement, values, ms, rss_mb())
-
-
-# ------------------------------------------------------------------------- combining
-
-
-def oriented(name: str, values: Iterable[float], log: bool = False) -> np.ndarray:
-    """Values of proxy ``name`` turned so that higher is better (non-finite -> nan)."""
-    proxy = PROXIES[name]
-    v = np.asarray(list(values), dtype=np.float64)
-    if log and proxy.log_scale:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            v = np.where(v > 0, np.log(v), np.nan)
-    v = np.where(np.isfinite(v), v, np.nan)
-    return v if proxy.higher_is_better else -v
-
-
-def proxy_ranks(name: str, values: Iterable[float]) -> np.ndarray:
-    """Rank 1 = best; ties share the average rank; non-finite values rank last."""
-    v = oriented(name, values)
-    v = np.where(np.isnan(v), -np.inf, v)
-    return rankdata(-v, method="average")
-
-
-def combine(table: dict[str, list[float]], names: list[str], method: str) -> np.ndarray:
-    """One score per candidate from the proxies ``names`` (higher is better)."""
-    n = len(next(iter(table.values()))) if table else 0
-    if n == 0:
-        return np.zeros(0)
-    parts = []
-    for name in names:
-        if method == "rank":
-            r = proxy_ranks(name, table[name])
-            parts.append((n - r) / (n - 1) if n > 1 else np.ones(n))
-        elif method == "zscore":
-            v = oriented(name, table[name], log=True)
-            finite = v[~np.isnan(v)]
-            if finite.size == 0:
-                parts.append(np.zeros(n))
-                continue
-            sd = finite.std()
-            z = (v - finite.mean()) / sd if sd > 0 else np.zeros(n)
-            parts.append(np.where(np.isnan(z), np.nanmin(z) if sd > 0 else 0.0, z))
-        else:
-            raise ValueError(f"unknown combination {method!r}; use rank or zscore")
-    return np.mean(parts, axis=0)
-
-
-def _table(scored: list[Scored], names: list[str]) -> dict[str, list[float]]:
-    return {name: [s.values[name] for s in scored] for name in names}
-
-
-def rank_results(spec: ArchSpaceSpec, scored: list[Scored], rejected: list[Rejected], proxies: list[str],
-                 meta: dict[str, Any]) -> SearchResult:
-    """Sort by the combined score (ties by key) and attach per-proxy ranks."""
-    table = _table(scored, proxies)
-    combined = combine(table, spec.combined_proxies, spec.combine.method)
-    order = sorted(range(len(scored)), key=lambda i: (-combined[i], scored[i].candidate.key))
-    ranks = {name: proxy_ranks(name, table[name]) for name in proxies}
-    return SearchResult(
-        spec=spec,
-        ranked=[scored[i] for i in order],
-        combined=[float(combined[i]) for i in order],
-        ranks={name: [float(r[i]) for i in order] for name, r in ranks.items()},
-        rejected=rejected,
-        proxies=proxies,
-        meta=meta,
-    )
 
 
 # ------------------------------------------------------------------------ algorithms
@@ -249,9 +148,7 @@ def regularized_evolution(spec: ArchSpaceSpec, evaluate: Evaluate, proxies: list
         if s is not None:
             population.append(s)
     while not done() and population:
-        table = _table(history, proxies)
-        fitness = dict(zip((h.candidate.genome for h in history),
-                           combine(table, spec.combined_proxies, spec.combine.method)))
+        fitness = dict(zip((h.candidate.genome for h in history), combined_scores(spec, history, proxies)))
         tournament = rng.sample(population, min(cfg.sample, len(population)))
         parent = max(tournament, key=lambda s: (fitness[s.candidate.genome], s.candidate.key))
         child = visit(space.mutate(parent.candidate.genome, rng))
@@ -286,8 +183,6 @@ def run_search(spec: ArchSpaceSpec, batch: ProxyBatch, teacher: TeacherSignals |
         scored, rejected = regularized_evolution(spec, scorer, scorer.proxies, on_result)
     seconds = time.perf_counter() - t0
     if not scored:
-        from autokd.search.arch.context import ArchSearchError
-
         reasons = sorted({r.reason for r in rejected})[:3]
         raise ArchSearchError(f"no candidate passed the constraints ({len(rejected)} rejected: {'; '.join(reasons)})")
     per_cand = [s.ms["total"] / 1000 for s in scored]
@@ -328,10 +223,6 @@ def run_arch_search(
     Returns a summary: the output folder, the files written, the search meta and (with
     ``validate``) the correlation table.
     """
-    from autokd.search.arch import report
-    from autokd.search.arch.context import build_context, proxy_batch, signals
-    from autokd.search.arch.space import load_space
-
     spec = load_space(space) if not isinstance(space, ArchSpaceSpec) else space
     if seed is not None:
         spec.search.seed = seed
@@ -347,14 +238,12 @@ def run_arch_search(
     result = run_search(spec, batch, teacher, ctx.input_shape, ctx.num_classes, progress=progress)
     result.meta["teacher_ms"] = teacher_ms
     out_dir = Path(out) / spec.name
-    files = report.write_ranking(result, ctx, out_dir)
+    files = write_ranking(result, ctx, out_dir)
     summary: dict[str, Any] = {"out_dir": str(out_dir), "files": files, "meta": result.meta,
                                "top": [s.candidate.key for s in result.top(spec.top_k)]}
     if validate > 0:
-        from autokd.search.arch.validate import validate_ranking
-
         validation = validate_ranking(result, ctx, validate, out_dir, progress=progress)
-        summary["files"] += report.write_validation(validation, out_dir)
+        summary["files"] += write_validation(validation, out_dir)
         summary["validation"] = validation["correlations"]
-    report.write_search_manifest(out_dir, ctx, result, summary["files"])
+    write_search_manifest(out_dir, ctx, result, summary["files"])
     return summary
