@@ -83,8 +83,14 @@ def test_split_must_sum_to_one(tmp_path):
 
 
 def test_invalid_yaml_names_line(tmp_path):
-    msg = _error(tmp_path, "distill:\n  method: [kd\n")
-    assert "expected valid YAML" in msg
+    msg = _error(tmp_path, "name: x\ndistill:\n  method: [kd\n  alpha: 0.5\n")
+    # the parser stops at the first token that cannot continue the unclosed flow sequence (line 4)
+    assert f"{tmp_path / 'spec.yaml'}:4: <top level>: expected valid YAML" in msg
+
+
+def test_validation_error_names_the_line_of_the_key(tmp_path):
+    msg = _error(tmp_path, "name: x\n\nstudent:\n  train:\n    epochs: ten\n")
+    assert f"{tmp_path / 'spec.yaml'}:5: student.train.epochs: expected an integer, found 'ten'" in msg
 
 
 def test_overrides_are_validated(tmp_path):

@@ -17,7 +17,9 @@ before module paths existed train exactly as before.
 **Output rule.** A module returning a tensor gives that tensor; one returning a tuple or list
 gives its first tensor element (an LSTM's ``(output, (h, c))`` gives ``output``); one
 returning a mapping (a Hugging Face ``ModelOutput``) gives its first tensor value. A module
-called several times in one forward (a shared activation) gives its last call's output.
+called several times in one forward (a shared activation) gives its last call's output. The
+tensor is copied when the module returns it, so a later in-place operation (a following
+``ReLU(inplace=True)``) does not change the feature.
 A module that returns no tensor, or does not run, has no feature.
 
 **Hooks.** They are registered for one call only and removed in a ``finally`` (nothing leaks
@@ -96,7 +98,14 @@ def forward_features(
     """
     names = list(dict.fromkeys(names))
     captured: dict[str, torch.Tensor | None] = {}
-    logits, aliases = _run(model, x, names, lambda n, out: captured.__setitem__(n, first_tensor(out)))
+
+    def keep(name: str, out: Any) -> None:
+        t = first_tensor(out)
+        # a copy, taken in the hook: a later in-place op (ReLU(inplace=True)) must not change it;
+        # the copy is differentiable, so the feature term still reaches the module
+        captured[name] = t.clone() if t is not None else None
+
+    logits, aliases = _run(model, x, names, keep)
     feats: OrderedDict[str, torch.Tensor] = OrderedDict()
     for name in names:
         t = aliases.get(name)

@@ -7,6 +7,7 @@ floats (``.inf``, ``.nan``) are refused at the key the user wrote.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -53,8 +54,25 @@ def validate_document(
     return obj
 
 
+def nonfinite_issues(value: Any, loc: tuple[str | int, ...]) -> list[SpecIssue]:
+    """An issue for every ``inf``/``nan`` inside ``value`` (nested mappings and lists), at its key path."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [SpecIssue(loc, expected="a finite number", found=value)]
+    if isinstance(value, dict):
+        return [i for k, v in value.items() for i in nonfinite_issues(v, loc + (k,))]
+    if isinstance(value, (list, tuple)):
+        return [i for n, v in enumerate(value) for i in nonfinite_issues(v, loc + (n,))]
+    return []
+
+
 def params_issues(model: type[BaseModel], params: Any, loc: tuple[str | int, ...]) -> list[SpecIssue]:
-    """Issues of ``params`` against a component's own parameter model, at key path ``loc``."""
+    """Issues of ``params`` against a component's own parameter model, at key path ``loc``.
+
+    Non-finite numbers are refused whatever the component's model says: a model family's or
+    a method's (or a user's) parameter model need not remember ``allow_inf_nan=False``."""
+    bad = nonfinite_issues(params, loc)
+    if bad:
+        return bad
     try:
         model.model_validate(params)
     except ValidationError as exc:

@@ -91,6 +91,7 @@ _EXPECT = {
     "model_attributes_type": "a mapping (key: value)",
     "missing": "a value (this key is required)",
     "none_required": "null",
+    "finite_number": "a finite number",
 }
 
 

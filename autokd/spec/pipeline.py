@@ -89,11 +89,18 @@ class RoleSpec(Strict):
 
 
 class FeaturePair(Strict):
-    """A student feature distilled toward a teacher feature (adapter added if shapes differ)."""
+    """A student feature distilled toward a teacher feature (adapter added if shapes differ).
 
-    student: str
-    teacher: str
-    weight: float = Field(1.0, ge=0)
+    A feature is named by an alias the model returns from ``forward(x, return_features=True)``
+    (built-in families: ``stem``, ``stage1`` … ``pool``; ``hidden1`` … ``penultimate``) or by a
+    dotted module path from ``model.named_modules()`` (``layers.1``, ``blocks.3``: that module's
+    output, the first tensor if it returns a tuple); an alias wins where a name is both. Names
+    are checked against the built models when the objective is built.
+    """
+
+    student: str = Field(description="student feature: an alias (pool, stage2) or a module path (layers.1)")
+    teacher: str = Field(description="teacher feature: an alias (pool, stage2) or a module path (blocks.3)")
+    weight: float = Field(1.0, ge=0, description="weight of this pair in the distillation term")
 
 
 class DistillSpec(Strict):

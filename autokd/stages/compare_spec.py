@@ -68,16 +68,15 @@ def _feature_issues(spec: CompareSpec, name: str, run: PipelineSpec, root: Path)
 
 def _compare_issues(spec: CompareSpec, root: Path) -> list[SpecIssue]:
     """Pass 2: every method's run spec against the registries, feature pairs against the models."""
-    from autokd.losses import available
+    from autokd.stages.validate import method_issue
 
     issues: list[SpecIssue] = []
     if not _resolve(spec.pipeline, root).exists():
         issues.append(SpecIssue(("pipeline",), expected="an existing pipeline spec", found=spec.pipeline))
     else:
-        names = available()
         for name in spec.methods:
-            if name not in names:
-                issue = unknown_name_issue(("methods", name), name, names, "a distillation method")
+            issue = method_issue(name, ("methods", name))
+            if issue is not None:
                 if name == BASELINE:
                     issue.hint = "the labels-only baseline is always run; do not list it"
                 issues.append(issue)

@@ -128,6 +128,10 @@ def distill_issues(distill: DistillSpec, augment: bool, loc: tuple = ("distill",
         if t_issue is not None:
             issues.append(t_issue)
         issues += params_issues(lspec.params, dict(distill.params), loc + ("params",))
+    if distill.features and lspec.kind not in ("feature", "relation"):
+        issues.append(SpecIssue(loc + ("features",), expected=f"no feature pairs for the {lspec.kind} method "
+                                f"{distill.method!r} (they would be ignored)", found=len(distill.features),
+                                found_text=f"{len(distill.features)} pair(s)"))
     if distill.teacher_outputs == "cache":
         if augment:
             issues.append(SpecIssue(loc + ("teacher_outputs",), expected="'auto' or 'live' when student.train.augment "

@@ -2,19 +2,51 @@
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import numpy as np
 import pytest
 import torch
 
 from autokd.models import build_model
 from autokd.search.arch.proxies import ProxyBatch, teacher_signals
-from autokd.search.arch.ranking import combine, oriented, proxy_ranks
+from autokd.search.arch.ranking import combine, oriented, proxy_ranks, rank_results
 from autokd.search.arch.run import candidate_seed, run_search
 from autokd.search.arch.space import validate_space
 
 SHAPE = (1, 8, 8)
 STUDENT = {"family": "cnn", "stem_width": [2, 4], "depth": [[1, 2], [1]], "width": [[2, 4], [4]]}
 PROXIES = ["diswot_relation", "diswot_semantic", "naswot", "synflow", "snip", "grad_norm", "zen"]
+DISTANCES = {"diswot_relation", "diswot_semantic"}  # smaller is better (DisWOT); every other proxy: larger
+
+
+# ------------------------------------------------------------- independent expectations
+
+
+def _better(name: str, v: float) -> float:
+    """A proxy value turned so that larger is better; non-finite values are the worst."""
+    if not math.isfinite(v):
+        return -math.inf
+    return -v if name in DISTANCES else v
+
+
+def _expected_ranks(name: str, values: list[float]) -> list[Fraction]:
+    """Rank 1 = best, ties share the average rank, by counting: 1 + #better + #tied/2."""
+    b = [_better(name, v) for v in values]
+    return [1 + Fraction(sum(o > x for o in b)) + Fraction(sum(o == x for o in b) - 1, 2) for x in b]
+
+
+def _expected_order(values: dict[str, dict[str, float]], names: list[str]) -> list[str]:
+    """Candidate keys best first by the mean over ``names`` of (n − rank)/(n − 1), exactly;
+    equal scores by key."""
+    keys = list(values)
+    n = len(keys)
+    score = {k: Fraction(0) for k in keys}
+    for name in names:
+        for k, r in zip(keys, _expected_ranks(name, [values[k][name] for k in keys])):
+            score[k] += (n - r) / (n - 1) / len(names)
+    return sorted(keys, key=lambda k: (-score[k], k))
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +145,31 @@ def test_ranks_and_combined_are_reported_for_every_proxy_and_baseline(exhaustive
     assert res.proxies == PROXIES + ["params", "flops"]
     assert all(set(s.values) == set(res.proxies) for s in res.ranked)
     assert res.combined == sorted(res.combined, reverse=True)
-    for name in res.proxies:
-        assert sorted(res.ranks[name]) == sorted(proxy_ranks(name, [s.values[name] for s in res.ranked]))
+    for name in res.proxies:  # each proxy's ranks belong to the candidate on the same row
+        assert res.ranks[name] == [float(r) for r in _expected_ranks(name, [s.values[name] for s in res.ranked])]
     assert all(s.ms["total"] > 0 for s in res.ranked)
+
+
+def test_candidates_are_in_the_order_their_proxy_scores_give(exhaustive_result):
+    """The ranking's order of candidates, against the order computed here from the proxy values."""
+    res = exhaustive_result
+    values = {s.candidate.key: s.values for s in res.ranked}
+    order = [s.candidate.key for s in res.ranked]
+    assert len(set(order)) == len(order) == 8
+    assert order == _expected_order(values, PROXIES)
+    # one proxy alone: a distance ranks ascending, a score descending, whatever the combination
+    for method in ("rank", "zscore"):
+        for name in ("diswot_relation", "naswot", "synflow"):
+            spec = _spec(combine={"method": method, "proxies": [name]})
+            again = rank_results(spec, list(reversed(res.ranked)), [], res.proxies, {})
+            expected = sorted(values, key=lambda k: (-_better(name, values[k][name]), k))
+            assert [s.candidate.key for s in again.ranked] == expected, (method, name)
+
+
+def test_equal_rank_scores_are_exactly_equal():
+    """Equal combined rank scores are exactly equal (not float noise), so the key decides."""
+    table = {"naswot": [5.0, 2.0, 3.0, 4.0, 6.0, 1.0], "synflow": [6.0, 5.0, 2.0, 1.0, 3.0, 4.0]}
+    score = combine(table, list(table), "rank")
+    # candidates 2 and 3: ranks (4, 5) and (3, 6), both 3/10; averaging 2/5 and 1/5 in float gives
+    # 0.30000000000000004, averaging 3/5 and 0 gives 0.3
+    assert score[2] == score[3] == 0.3

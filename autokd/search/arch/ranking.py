@@ -9,7 +9,7 @@ Combination (higher is better):
 - ``zscore``: mean over proxies of the z-score of the oriented value (log first for
   heavy-tailed proxies: synflow, snip, grad_norm, params, flops).
 Distances (DisWOT terms) are negated before either (:func:`oriented`), so "higher is
-better" holds for all. Ties of the combined score are broken by candidate key.
+better" holds for all. Equal combined scores are ordered by candidate key.
 """
 
 from __future__ import annotations
@@ -84,12 +84,16 @@ def combine(table: dict[str, list[float]], names: list[str], method: str) -> np.
     n = len(next(iter(table.values()))) if table else 0
     if n == 0:
         return np.zeros(0)
+    if method == "rank":
+        if n == 1:
+            return np.ones(1)
+        # n − rank is a multiple of 1/2, so these sums are exact: equal scores stay exactly
+        # equal (and fall to the key), whatever order the terms come in
+        total = np.sum([n - proxy_ranks(name, table[name]) for name in names], axis=0)
+        return total / (len(names) * (n - 1))
     parts = []
     for name in names:
-        if method == "rank":
-            r = proxy_ranks(name, table[name])
-            parts.append((n - r) / (n - 1) if n > 1 else np.ones(n))
-        elif method == "zscore":
+        if method == "zscore":
             v = oriented(name, table[name], log=True)
             finite = v[~np.isnan(v)]
             if finite.size == 0:

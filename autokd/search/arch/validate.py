@@ -34,6 +34,7 @@ from scipy.stats import kendalltau, spearmanr
 from autokd.evaluate.metrics import accuracy, predict_logits
 from autokd.lineage.manifest import file_sha256
 from autokd.models.artifact import MODEL_FILE
+from autokd.search.arch.context import SearchContext
 from autokd.search.arch.families import Candidate
 from autokd.search.arch.ranking import SearchResult, oriented
 from autokd.spec.pipeline import PipelineSpec
@@ -98,23 +99,24 @@ def tau_rho(x: Sequence[float], y: Sequence[float]) -> dict[str, Any]:
     return out
 
 
-def candidate_spec(ctx, cand: Candidate, epochs: int) -> PipelineSpec:
+def candidate_spec(ctx: SearchContext, cand: Candidate, epochs: int) -> PipelineSpec:
     """The pipeline spec with ``student.model`` set to ``cand`` and the short schedule."""
     return ctx.student_spec(cand.model, {"student.train.epochs": epochs})
 
 
-def teacher_sha256(ctx) -> str:
+def teacher_sha256(ctx: SearchContext) -> str:
     """Content hash of the root's trained teacher (what every validation run distills from)."""
     return file_sha256(ctx.layout.model_dir("teacher") / MODEL_FILE)
 
 
-def run_fingerprint(ctx, spec: PipelineSpec, teacher: str) -> str:
+def run_fingerprint(ctx: SearchContext, spec: PipelineSpec, teacher: str) -> str:
     """The distill stage's own checkpoint fingerprint for ``spec`` (student spec incl. the short
     schedule, runtime, data, effective distillation recipe, teacher hash)."""
     return role_fingerprint("student", spec, spec.student, ctx.data.sha256, distill_extra(spec, teacher))
 
 
-def distill_candidate(ctx, spec: PipelineSpec, fp: str, name: str, checkpoint_dir: Path | None) -> dict[str, Any]:
+def distill_candidate(ctx: SearchContext, spec: PipelineSpec, fp: str, name: str,
+                      checkpoint_dir: Path | None) -> dict[str, Any]:
     """Distill ``spec``'s student (a candidate) with the pipeline's recipe, objective and training loop."""
     device, amp = setup(spec)
     model = build_role_model(spec.student, ctx.data)
@@ -139,7 +141,8 @@ def _scores(result: SearchResult, i: int) -> dict[str, float | None]:
     return out
 
 
-def validate_ranking(result: SearchResult, ctx, n: int, out_dir: str | Path, progress: bool = True) -> dict[str, Any]:
+def validate_ranking(result: SearchResult, ctx: SearchContext, n: int, out_dir: str | Path,
+                     progress: bool = True) -> dict[str, Any]:
     """Distill ``n`` candidates spread over the ranking and correlate proxies with accuracy."""
     cfg = result.spec.validation
     out_dir = Path(out_dir)
@@ -156,10 +159,11 @@ def validate_ranking(result: SearchResult, ctx, n: int, out_dir: str | Path, pro
         s = result.ranked[i]
         key = s.candidate.key
         ckpt = out_dir / "validate_checkpoints" / key
-        prev = done.get(key)
         spec = candidate_spec(ctx, s.candidate, cfg.epochs)
         fp = run_fingerprint(ctx, spec, teacher)
-        rec = prev if prev is not None and prev.get("fingerprint") == fp else distill_candidate(ctx, spec, fp, key, ckpt)
+        prev = done.get(key)
+        finished = prev is not None and prev.get("fingerprint") == fp
+        rec = prev if finished else distill_candidate(ctx, spec, fp, key, ckpt)
         done[key] = rec
         atomic_write_json(partial_path, done)
         shutil.rmtree(ckpt, ignore_errors=True)

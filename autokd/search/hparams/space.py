@@ -117,6 +117,17 @@ def _dim(path: str, name: str, d, loc: tuple, values: list[Any] | None = None) -
     return Dim(path, name, "choice", loc, values=vals, labels=_labels(path, vals))
 
 
+def _known(method: str) -> bool:
+    """Whether ``method`` resolves (an unknown one is reported by the spec's validation, not here)."""
+    from autokd.losses import LossConfigError, get_spec
+
+    try:
+        get_spec(method)
+    except LossConfigError:
+        return False
+    return True
+
+
 @dataclass
 class Space:
     """A define-by-run Optuna search space over pipeline spec paths."""
@@ -140,16 +151,16 @@ class Space:
                     _dim(sub, f"{sub}@{method}", sd, ("space", path, "conditional", method, sub))
                     for sub, sd in subs.items()
                 ]
-        from autokd.losses import available
         from autokd.spec.document import apply_overrides
         from autokd.stages.validate import uses_temperature
 
         patched = apply_overrides(loaded.base, spec.fixed)
+        base_method = get_path(patched, METHOD, "kd")
+        methods = {base_method} | {v for d in dims if d.path == METHOD for v in d.values}
         return cls(
-            dims=dims, conditional=conditional, fixed=dict(spec.fixed),
-            base_method=get_path(patched, METHOD, "kd"),
+            dims=dims, conditional=conditional, fixed=dict(spec.fixed), base_method=base_method,
             base_method_params=dict(get_path(patched, "distill.params", {}) or {}),
-            temperature_methods=frozenset(m for m in available() if uses_temperature(m)),
+            temperature_methods=frozenset(m for m in methods if _known(m) and uses_temperature(m)),
         )
 
     # -- Optuna ------------------------------------------------------------------------
