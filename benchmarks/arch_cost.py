@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from autokd.search.arch.search import run_arch_search
+from autokd.search.arch.run import run_arch_search
 
 
 def main() -> int:
@@ -70,7 +70,8 @@ def rescore(space: str, root: str | None, n: int) -> None:
     import itertools
 
     from autokd.search.arch.context import build_context, proxy_batch, signals
-    from autokd.search.arch.search import Scorer, Scored, rss_mb
+    from autokd.search.arch.ranking import Scored
+    from autokd.search.arch.run import Scorer, rss_mb
     from autokd.search.arch.space import load_space
 
     spec = load_space(space)

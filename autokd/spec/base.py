@@ -12,6 +12,7 @@ from typing import Any, Callable, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from autokd.spec.document import attach_lines
 from autokd.spec.errors import SpecError, SpecIssue, issues_from_validation
 
 M = TypeVar("M", bound=BaseModel)
@@ -39,8 +40,6 @@ def validate_document(
     listing them all is raised. ``checks`` is how a higher layer (which knows the model,
     method and reader registries) adds its own pass without this package importing it.
     """
-    from autokd.spec.document import attach_lines
-
     try:
         obj = model.model_validate(data)
     except ValidationError as exc:
