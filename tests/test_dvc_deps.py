@@ -108,10 +108,10 @@ def test_chain_and_comparison_stages_depend_on_what_they_import(tmp_path):
     work = tmp_path / "cmp"
     (work / "pipelines").mkdir(parents=True)
     (work / "pipelines" / "p.yaml").write_text(tiny_cnn_spec(student_epochs=1))
-    (work / "methods.yaml").write_text("pipeline: pipelines/p.yaml\nseeds: [0]\nmethods: {kd: {}, at: {}}\n")
+    (work / "methods.yaml").write_text("pipeline: pipelines/p.yaml\nseeds: [0]\nmethods: {kd: {}, rkd: {}}\n")
     for stage in ("prepare", "train_teacher"):
         imported_files(["stage", stage, "pipelines/p.yaml"], work)
     cdeps = stage_deps(REPO / "pipelines" / "compare" / "dvc.yaml")
-    for method, stage in (("at", "distill"), ("baseline", "baseline")):
+    for method, stage in (("rkd", "distill"), ("baseline", "baseline")):
         files = imported_files(["compare", "run", method, "0", "--spec", "methods.yaml"], work)
         _assert_covered(files, cdeps[stage], f"comparison stage {stage} ({method})")

@@ -38,6 +38,7 @@ from autokd.spec.chain import ChainSpec, StepSpec
 from autokd.spec.document import dump_spec
 from autokd.spec.pipeline import PipelineSpec
 from autokd.stages import pipeline as stages
+from autokd.stages.evaluation import test_metrics
 from autokd.stages.layout import Layout
 from autokd.stages.recipe import build_distill_objective, distill_extra, save_role, setup, train_role
 from autokd.stages.validate import effective_distill, load_chain_spec
@@ -152,25 +153,15 @@ def chain_direct(spec: ChainSpec, layout: Layout, progress: bool = True) -> None
 
 def chain_evaluate(spec: ChainSpec, layout: Layout) -> dict[str, Any]:
     """Every model's test metrics, each step's gains, plots; one metrics file."""
-    from autokd.evaluate.metrics import accuracy, agreement, ece, model_metrics, nll, predict_logits
+    from autokd.evaluate.metrics import accuracy, agreement, ece, nll
     from autokd.evaluate.plots import plot_curves
 
     configure_threads(spec.runtime)
-    cpu = torch.device("cpu")
     data = load_prepared(layout.data)
     ev = spec.evaluate
-    x, y = data.test.x, data.test.y
+    y = data.test.y
     names = spec.model_names()
-    models = {n: load_model(layout.model_dir(n)) for n in names}
-    logits = {n: predict_logits(m, x, cpu) for n, m in models.items()}
-    per_model = {
-        n: model_metrics(m, logits[n], y, data.input_shape, ece_bins=ev.ece_bins, latency_runs=ev.latency_runs,
-                         latency_warmup=ev.latency_warmup, threads=ev.latency_threads,
-                         throughput_batch=ev.throughput_batch)
-        for n, m in models.items()
-    }
-    for n in names[1:]:
-        per_model[n]["agreement"] = agreement(logits[n], logits["teacher"])
+    logits, per_model = test_metrics(ev, data, layout, names)
     acc = {n: per_model[n]["accuracy"] for n in names}
     steps: dict[str, Any] = {}
     for i, step in enumerate(spec.steps):

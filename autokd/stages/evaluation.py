@@ -7,12 +7,12 @@ from typing import Any
 
 import torch
 
-from autokd.data.prepare import load_prepared
+from autokd.data.prepare import PreparedData, load_prepared
 from autokd.evaluate.metrics import agreement, confusion_matrix, model_metrics, predict_logits
 from autokd.lineage.manifest import write_manifest
 from autokd.models.artifact import load_model
 from autokd.spec.document import dump_spec
-from autokd.spec.pipeline import PipelineSpec
+from autokd.spec.pipeline import EvaluateSpec, PipelineSpec
 from autokd.stages.layout import Layout
 from autokd.train.device import configure_threads
 from autokd.utils.io import atomic_write_json
@@ -20,25 +20,35 @@ from autokd.utils.io import atomic_write_json
 ROLES = ("teacher", "baseline", "student")
 
 
+def test_metrics(
+    ev: EvaluateSpec, data: PreparedData, layout: Layout, names: list[str] | tuple[str, ...],
+) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, Any]]]:
+    """Each named model's test logits and metrics (CPU); every model but the teacher also gets
+    its top-1 ``agreement`` with the teacher."""
+    cpu = torch.device("cpu")
+    models = {n: load_model(layout.model_dir(n)) for n in names}
+    logits = {n: predict_logits(m, data.test.x, cpu) for n, m in models.items()}
+    metrics = {
+        n: model_metrics(m, logits[n], data.test.y, data.input_shape, ece_bins=ev.ece_bins,
+                         latency_runs=ev.latency_runs, latency_warmup=ev.latency_warmup, threads=ev.latency_threads,
+                         throughput_batch=ev.throughput_batch)
+        for n, m in models.items()
+    }
+    for n in names:
+        if n != "teacher":
+            metrics[n]["agreement"] = agreement(logits[n], logits["teacher"])
+    return logits, metrics
+
+
 def evaluate(spec: PipelineSpec, layout: Layout) -> dict[str, Any]:
     """Test metrics for all three models, plots, and the report manifest."""
     from autokd.evaluate.plots import plot_confusion, plot_curves
 
     configure_threads(spec.runtime)
-    cpu = torch.device("cpu")
     data = load_prepared(layout.data)
-    ev = spec.evaluate
-    x, y = data.test.x, data.test.y
-    models = {role: load_model(layout.model_dir(role)) for role in ROLES}
-    logits = {role: predict_logits(m, x, cpu) for role, m in models.items()}
-    metrics: dict[str, Any] = {}
-    for role, model in models.items():
-        metrics[role] = model_metrics(
-            model, logits[role], y, data.input_shape, ece_bins=ev.ece_bins, latency_runs=ev.latency_runs,
-            latency_warmup=ev.latency_warmup, threads=ev.latency_threads, throughput_batch=ev.throughput_batch,
-        )
-    metrics["student"]["agreement"] = agreement(logits["student"], logits["teacher"])
-    metrics["baseline"]["agreement"] = agreement(logits["baseline"], logits["teacher"])
+    y = data.test.y
+    logits, per_model = test_metrics(spec.evaluate, data, layout, ROLES)
+    metrics: dict[str, Any] = dict(per_model)
     metrics["kd_gain"] = metrics["student"]["accuracy"] - metrics["baseline"]["accuracy"]
     metrics["compression"] = metrics["teacher"]["params"] / metrics["student"]["params"]
     metrics["test_samples"] = len(y)

@@ -11,11 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from autokd.data.prepare import PreparedData, load_prepared, prepare_data
 from autokd.lineage.manifest import file_sha256, write_manifest
 from autokd.models.artifact import MODEL_FILE
 from autokd.spec.document import dump_spec
-from autokd.spec.pipeline import PipelineSpec
+from autokd.spec.pipeline import PipelineSpec, RoleSpec
 from autokd.stages.evaluation import evaluate
 from autokd.stages.layout import Layout
 from autokd.stages.recipe import build_distill_objective, distill_extra, save_role, setup, train_role
@@ -38,16 +40,22 @@ def prepare(spec: PipelineSpec, layout: Layout) -> PreparedData:
     return data
 
 
-def train_teacher(spec: PipelineSpec, layout: Layout, progress: bool = True) -> None:
-    """Train the teacher on labels, then cache its logits on the training split."""
+def _train_on_labels(spec: PipelineSpec, layout: Layout, role: str, role_spec: RoleSpec, section: str,
+                     progress: bool) -> tuple[torch.nn.Module, PreparedData, torch.device]:
+    """Train ``role`` on labels alone and save it (the teacher, and the labels-only baseline)."""
     device, amp = setup(spec)
     data = load_prepared(layout.data)
-    model, result = train_role(spec, "teacher", spec.teacher, data, layout,
-                               lambda m: CrossEntropyObjective(), None, device, amp, progress)
-    save_role(layout, "teacher", model, spec.teacher, data, result, [layout.data],
-              {"teacher": dump_spec(spec.teacher)})
+    model, result = train_role(spec, role, role_spec, data, layout, lambda m: CrossEntropyObjective(), None,
+                               device, amp, progress)
+    save_role(layout, role, model, role_spec, data, result, [layout.data], {section: dump_spec(role_spec)})
+    return model.to(device), data, device
+
+
+def train_teacher(spec: PipelineSpec, layout: Layout, progress: bool = True) -> None:
+    """Train the teacher on labels, then cache its logits on the training split."""
+    model, data, device = _train_on_labels(spec, layout, "teacher", spec.teacher, "teacher", progress)
     teacher_sha = file_sha256(layout.model_dir("teacher") / MODEL_FILE)
-    logits = compute_teacher_logits(model.to(device), data.train, device)
+    logits = compute_teacher_logits(model, data.train, device)
     layout.teacher_outputs.mkdir(parents=True, exist_ok=True)
     save_teacher_outputs(layout.teacher_outputs / CACHE_NAME,
                          TeacherOutputs(logits=logits, data_sha256=data.sha256, teacher_sha256=teacher_sha))
@@ -57,12 +65,7 @@ def train_teacher(spec: PipelineSpec, layout: Layout, progress: bool = True) -> 
 
 def train_baseline(spec: PipelineSpec, layout: Layout, progress: bool = True) -> None:
     """Train the student architecture on labels alone (the comparison point for KD)."""
-    device, amp = setup(spec)
-    data = load_prepared(layout.data)
-    model, result = train_role(spec, "baseline", spec.student, data, layout,
-                               lambda m: CrossEntropyObjective(), None, device, amp, progress)
-    save_role(layout, "baseline", model, spec.student, data, result, [layout.data],
-              {"student": dump_spec(spec.student)})
+    _train_on_labels(spec, layout, "baseline", spec.student, "student", progress)
 
 
 def distill(spec: PipelineSpec, layout: Layout, progress: bool = True) -> None:

@@ -84,3 +84,44 @@ def test_grid_and_fixed(tmp_path):
     assert patch == {"student.train.epochs": 2, "distill.temperature": 4.0, "distill.method": "dkd",
                      "distill.params": {"beta": 2.0}}
     assert yaml.safe_load(yaml.safe_dump(patch)) == patch
+
+
+class _Recording:
+    """A real Optuna trial that remembers the order in which parameters were asked for."""
+
+    def __init__(self, trial):
+        self.trial, self.asked = trial, []
+
+    def __getattr__(self, name):
+        fn = getattr(self.trial, name)
+
+        def ask(pname, *args, **kwargs):
+            self.asked.append(pname)
+            return fn(pname, *args, **kwargs)
+
+        return ask
+
+
+def test_temperature_is_asked_after_a_method_that_decides_it(loaded):
+    """fitnet has no temperature: the method is asked first, and T only when the choice has one."""
+    space = Space.from_loaded(loaded)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(12):
+        rec = _Recording(study.ask())
+        params = space.suggest(rec)
+        assert rec.asked[0] == "distill.method"
+        assert ("distill.temperature" in rec.asked) == (params["distill.method"] != "fitnet")
+
+
+def test_file_order_is_kept_when_every_method_has_a_temperature(tmp_path):
+    """Nothing to decide: dimensions are asked in file order, so seeded searches sample as before."""
+    pipeline = write_pipeline(tmp_path)
+    doc = tiny_search(pipeline, tmp_path)
+    doc["space"]["distill.method"]["values"] = ["kd", "dkd"]
+    doc["space"]["distill.method"]["conditional"].pop("fitnet", None)
+    loaded = load_search_spec(write_search(tmp_path, doc), base_dir=tmp_path)
+    space = Space.from_loaded(loaded)
+    rec = _Recording(optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask())
+    space.suggest(rec)
+    top = [name for name in rec.asked if "@" not in name]
+    assert top == list(doc["space"])  # temperature, alpha, method: as written

@@ -171,15 +171,24 @@ class Space:
         return None
 
     def suggest(self, trial) -> dict[str, Any]:
-        """Ask for the method first (its conditional parameters and whether a temperature
-        exists depend on it), then every other active dimension in file order."""
-        params: dict[str, Any] = {}
+        """Ask for every dimension in file order, a method's conditional parameters right after
+        the method. When the method decides whether a temperature exists (some of its choices
+        have none), the method is asked first and the temperature only if the choice has one."""
         md = self.method_dim
-        if md is not None:
-            params[md.name] = md.suggest(trial)
-        for d in self.active(params):
-            if d.name not in params and d.kind != "fixed":
-                params[d.name] = d.suggest(trial)
+        order = list(self.dims)
+        if md is not None and any(md.decode(v) not in self.temperature_methods for v in md.choices):
+            order.remove(md)
+            order.insert(0, md)
+        params: dict[str, Any] = {}
+        for d in order:
+            if d.kind == "fixed" or (d.path == TEMPERATURE and md is not None and md.name in params
+                                     and md.decode(params[md.name]) not in self.temperature_methods):
+                continue
+            params[d.name] = d.suggest(trial)
+            if d is md:
+                for sub in self.conditional.get(md.decode(params[d.name]), []):
+                    if sub.kind != "fixed":
+                        params[sub.name] = sub.suggest(trial)
         return params
 
     def method_of(self, params: dict[str, Any]) -> str:
