@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from autokd.data.readers import read_dataset
 from autokd.spec.pipeline import DataSpec
-from autokd.utils.io import atomic_write_json, atomic_path
+from autokd.utils.io import atomic_write_json, save_safetensors
 
 SPLITS = ("train", "val", "test")
 
@@ -134,8 +134,8 @@ def prepare_data(spec: DataSpec, out_dir: str | Path, root: str | Path | None = 
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in SPLITS:
         s = splits[name]
-        with atomic_path(out_dir / f"{name}.safetensors") as tmp:
-            save_file({"x": s.x, "y": s.y, "index": s.index}, str(tmp), metadata={"sha256": digest})
+        save_safetensors(out_dir / f"{name}.safetensors", {"x": s.x, "y": s.y, "index": s.index},
+                         metadata={"sha256": digest})
     atomic_write_json(out_dir / "meta.json", meta)
     return PreparedData(train=splits["train"], val=splits["val"], test=splits["test"], meta=meta)
 

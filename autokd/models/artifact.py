@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 
 from autokd.models.registry import build_model
-from autokd.utils.io import atomic_path
+from autokd.utils.io import save_safetensors
 
 MODEL_FILE = "model.safetensors"
 
@@ -25,8 +24,7 @@ def save_model(
 ) -> None:
     recipe = {"name": name, "params": params, "input_shape": list(input_shape), "num_classes": int(num_classes)}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"autokd_model": json.dumps(recipe)})
+    save_safetensors(path, tensors, metadata={"autokd_model": json.dumps(recipe)})
 
 
 def read_recipe(path: str | Path) -> dict[str, Any]:

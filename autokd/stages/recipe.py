@@ -27,6 +27,7 @@ from autokd.train.device import configure_threads, resolve_device, seed_everythi
 from autokd.train.distill import DistillObjective
 from autokd.train.teacher_cache import CACHE_NAME, load_teacher_outputs
 from autokd.train.trainer import TrainResult, fingerprint, train
+from autokd.utils.code import training_code_digest
 
 
 def setup(spec: PipelineSpec) -> tuple[torch.device, bool]:
@@ -49,8 +50,10 @@ def distill_extra(spec: PipelineSpec, source_sha256: str, **more: Any) -> dict[s
 
 
 def role_fingerprint(role: str, spec: PipelineSpec, role_spec: RoleSpec, data_sha256: str, extra: Any) -> str:
-    """The checkpoint fingerprint of a run: a checkpoint with another one is ignored."""
-    return fingerprint(role, dump_spec(role_spec), dump_spec(spec.runtime), data_sha256, extra)
+    """The checkpoint fingerprint of a run: a checkpoint with another one is ignored. It holds
+    the training code's digest, so changed code trains afresh rather than resuming."""
+    return fingerprint(role, dump_spec(role_spec), dump_spec(spec.runtime), data_sha256, extra,
+                       {"code": training_code_digest()})
 
 
 def train_role(

@@ -13,10 +13,9 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 
-from autokd.utils.io import atomic_path
+from autokd.utils.io import save_safetensors
 
 CKPT_NAME = "last.safetensors"
 
@@ -70,8 +69,7 @@ def save_checkpoint(
     if scaler is not None and scaler.is_enabled():
         # Python floats and ints (scale, growth tracker, factors, interval): exact through JSON
         doc["grad_scaler"] = scaler.state_dict()
-    with atomic_path(path, fsync=False) as tmp:
-        save_file(tensors, str(tmp), metadata={"autokd": json.dumps(doc)})
+    save_safetensors(path, tensors, metadata={"autokd": json.dumps(doc)}, fsync=False)
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 
 from autokd.data.prepare import Split
-from autokd.utils.io import atomic_path
+from autokd.utils.io import save_safetensors
 
 CACHE_NAME = "train_logits.safetensors"
 
@@ -59,12 +58,8 @@ def compute_teacher_logits(teacher: nn.Module, split: Split, device: torch.devic
 
 
 def save_teacher_outputs(path: str | Path, outputs: TeacherOutputs) -> None:
-    with atomic_path(path) as tmp:
-        save_file(
-            {"logits": outputs.logits.contiguous()},
-            str(tmp),
-            metadata={"data_sha256": outputs.data_sha256, "teacher_sha256": outputs.teacher_sha256},
-        )
+    save_safetensors(path, {"logits": outputs.logits},
+                     metadata={"data_sha256": outputs.data_sha256, "teacher_sha256": outputs.teacher_sha256})
 
 
 def load_teacher_outputs(path: str | Path) -> TeacherOutputs:

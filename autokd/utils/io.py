@@ -41,3 +41,29 @@ def atomic_write_text(target: str | Path, text: str) -> None:
 
 def atomic_write_json(target: str | Path, data: Any) -> None:
     atomic_write_text(target, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def canonical_safetensors(raw: bytes) -> bytes:
+    """The same safetensors file with its JSON header's keys sorted.
+
+    The serializer keeps ``__metadata__`` in a hash map whose order changes from process to
+    process, so a file with two metadata keys came out as different bytes on every run (and
+    a DVC output with it, different hashes). Only the header is rewritten: it is padded with
+    spaces to a multiple of 8 bytes as the format asks, and the tensor data and its offsets
+    (relative to the end of the header) are unchanged.
+    """
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + raw[8 + n :]
+
+
+def save_safetensors(target: str | Path, tensors: dict[str, Any], metadata: dict[str, str] | None = None,
+                     fsync: bool = True) -> None:
+    """Write ``tensors`` (torch) with ``metadata`` atomically and byte-for-byte reproducibly."""
+    from safetensors.torch import save
+
+    data = canonical_safetensors(save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata))
+    with atomic_path(target, fsync=fsync) as tmp:
+        tmp.write_bytes(data)
