@@ -25,13 +25,14 @@ A module that returns no tensor, or does not run, has no feature.
 **Hooks.** They are registered for one call only and removed in a ``finally`` (nothing leaks
 across batches, epochs or models, even when the forward raises); they return ``None``, so the
 logits are exactly those of ``model(x)``; they keep the graph (the student's feature term
-back-propagates into the hooked module) and work under ``torch.no_grad`` and ``eval()`` (the
-teacher).
+back-propagates into the hooked module) and work under ``torch.no_grad`` and in eval mode
+(the teacher).
 """
 
 from __future__ import annotations
 
 import inspect
+from functools import lru_cache
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Iterable
@@ -44,8 +45,14 @@ __all__ = ["accepts_return_features", "first_tensor", "forward_features", "featu
 
 def accepts_return_features(model: nn.Module) -> bool:
     """Whether ``model.forward`` declares a ``return_features`` parameter (then it has aliases)."""
+    return _forward_takes_features(type(model))
+
+
+@lru_cache(maxsize=None)
+def _forward_takes_features(cls: type) -> bool:
+    """Per class, once: this runs on every training batch of a feature method."""
     try:
-        params = inspect.signature(model.forward).parameters
+        params = inspect.signature(cls.forward).parameters
     except (TypeError, ValueError):
         return False
     return "return_features" in params
@@ -67,16 +74,26 @@ def first_tensor(out: Any) -> torch.Tensor | None:
     return None
 
 
+def _submodule(model: nn.Module, name: str) -> nn.Module | None:
+    """The module at dotted path ``name`` (not the root), or None: a walk down the path, not a
+    scan of every module (this runs on every batch)."""
+    if not name:
+        return None
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        return None
+
+
 def _run(model: nn.Module, x: torch.Tensor, paths: Iterable[str], keep) -> tuple[torch.Tensor, dict[str, Any]]:
     """``model(x)`` (with aliases when it has them), ``keep(name, output)`` called by a hook on
     each module in ``paths``; every hook is removed before returning."""
-    modules = dict(model.named_modules())
     handles = []
     try:
         for name in paths:
-            if name and name in modules:
-                handles.append(modules[name].register_forward_hook(
-                    lambda _m, _inp, out, _name=name: keep(_name, out)))
+            module = _submodule(model, name)
+            if module is not None:
+                handles.append(module.register_forward_hook(lambda _m, _inp, out, _name=name: keep(_name, out)))
         if accepts_return_features(model):
             out = model(x, return_features=True)
             if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], Mapping):

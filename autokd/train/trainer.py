@@ -216,11 +216,9 @@ def train(
             tensors, meta = {}, {}
         if meta and meta.get("fingerprint") == run_fingerprint:
             restore(tensors, meta, model, optimizer, objective, scaler)
-            # checkpoints from before epoch_seconds kept the wall time inside each record
-            old = meta["history"]
-            history = [{k: v for k, v in rec.items() if k != "seconds"} for rec in old]
-            epoch_seconds = [float(x) for x in meta.get("epoch_seconds", [r.get("seconds", 0.0) for r in old])]
-            epoch_seconds = (epoch_seconds + [0.0] * len(history))[: len(history)]
+            # (a checkpoint of older code never gets here: its fingerprint holds another code digest)
+            history = meta["history"]
+            epoch_seconds = [float(x) for x in meta["epoch_seconds"]]
             first_epoch = resumed_from = int(meta["epoch"]) + 1
             if progress and first_epoch < cfg.epochs:
                 print(f"[{name}] resuming from checkpoint after epoch {first_epoch}/{cfg.epochs}", flush=True)
