@@ -1,0 +1,1 @@
+"""``autokd export``: a trained student as safetensors, ONNX (checked with onnxruntime) or TorchScript, with a model card."""

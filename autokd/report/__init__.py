@@ -1,0 +1,1 @@
+"""``autokd report``: one self-contained HTML page of a project's pipeline, comparisons, searches and lineage."""
