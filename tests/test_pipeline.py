@@ -203,14 +203,14 @@ def test_dvc_repro_caches_and_reruns_only_what_changed(tmp_path, tiny_spec_text)
     assert _ran(_sh(["dvc", "repro"], work, env)) == set()  # nothing runs the second time
 
     spec = yaml.safe_load((work / "pipelines" / "default.yaml").read_text())
-    spec["distill"]["temperature"] = 8.0
+    spec["distill"]["alpha"] = 0.3  # (the default method, auto, takes no temperature: λ instead)
     (work / "pipelines" / "default.yaml").write_text(yaml.safe_dump(spec))
     assert _ran(_sh(["dvc", "repro"], work, env)) == {"distill", "evaluate"}
 
     # dvc exp run -S on the committed pipeline, then dvc exp show lists it with metrics
     _sh(["git", "add", "-A"], work)
-    _sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "T=8"], work)
-    out = _sh(["dvc", "exp", "run", "-n", "t2", "-S", "pipelines/default.yaml:distill.temperature=2"], work, env)
+    _sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "alpha=0.3"], work)
+    out = _sh(["dvc", "exp", "run", "-n", "t2", "-S", "pipelines/default.yaml:distill.alpha=0.7"], work, env)
     assert _ran(out) == {"distill", "evaluate"}
     shown = _json(["dvc", "exp", "show", "--json"], work, env)
     text = json.dumps(shown)

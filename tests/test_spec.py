@@ -31,7 +31,7 @@ def _error(tmp_path, text) -> str:
 
 def test_default_spec_is_valid():
     spec = load_pipeline_spec(REPO / "pipelines" / "default.yaml", root=REPO)
-    assert spec.distill.method == "kd" and spec.data.source == "digits"
+    assert spec.distill.method == "auto" and spec.data.source == "digits"
 
 
 def test_negative_temperature(tmp_path):
@@ -116,8 +116,13 @@ def test_every_pipeline_spec_in_repo_validates():
     from autokd.spec.document import load_yaml
     from autokd.stages.validate import load_chain_spec
 
+    from autokd.spec.lm import LMPipelineSpec, is_lm_spec
+    from autokd.stages.lm_validate import load_lm_spec
+
     for path in sorted((REPO / "pipelines").glob("*.yaml")):
         if is_chain_spec(load_yaml(path)):  # multi-stage pipelines (takd, born_again, blockwise)
             assert isinstance(load_chain_spec(path, root=REPO), ChainSpec), path
+        elif is_lm_spec(load_yaml(path)):  # the language-model pipeline
+            assert isinstance(load_lm_spec(path, root=REPO), LMPipelineSpec), path
         else:
             assert isinstance(load_pipeline_spec(path, root=REPO), PipelineSpec), path

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from autokd.cli import catalog, chain, compare, lineage, pipeline, search_arch, search_hparams
+from autokd.cli import catalog, chain, compare, doctor, export, lineage, pipeline, report, search_arch, search_hparams
 
 app = typer.Typer(
     help="autokd: reproducible, automatic knowledge distillation.",
@@ -25,12 +25,15 @@ search_app = typer.Typer(help="Searches: hyperparameters (Ray Tune + Optuna), st
 app.command()(pipeline.validate)
 app.command()(pipeline.stage)
 app.command()(pipeline.run)
+app.command()(doctor.doctor)
 app.command()(catalog.methods)
 app.command()(catalog.models)
+app.command("export")(export.export)
 app.add_typer(lineage.app, name="lineage")
 app.add_typer(chain.app, name="chain")
 app.add_typer(compare.app, name="compare")
 app.add_typer(search_app, name="search")
+app.command()(report.report)
 search_app.command("hparams")(search_hparams.hparams)
 search_app.command("arch")(search_arch.arch)
 

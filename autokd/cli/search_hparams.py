@@ -24,6 +24,9 @@ def hparams(
     ),
     out: Optional[Path] = typer.Option(None, "--out", help="output folder (default searches/<name>)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="discard an earlier search of the same name"),
+    no_dvc_exp: bool = typer.Option(
+        False, "--no-dvc-exp", help="do not record completed trials as DVC experiments (spec: record_experiments)",
+    ),
 ) -> None:
     """Search distillation hyperparameters (T, lambda, method, student, training knobs)."""
     if backend not in ("ray", "optuna"):
@@ -40,7 +43,8 @@ def hparams(
 
     try:
         outcome = guard(run_search, spec, trials=trials, address=address, resume=resume, apply=apply,
-                         backend=backend, storage=storage, out_dir=out, overwrite=overwrite, log=typer.echo)
+                         backend=backend, storage=storage, out_dir=out, overwrite=overwrite, log=typer.echo,
+                         record_experiments=False if no_dvc_exp else None)
     except RuntimeError as exc:  # SearchError, StudyMismatch: a search that cannot start
         if type(exc).__name__ in ("SearchError", "StudyMismatch"):
             fail(str(exc), 2)

@@ -31,15 +31,16 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Multiply-accumulates of one eval-mode forward pass of a batch-1 zero input.
+def count_macs(model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> int:
+    """Multiply-accumulates of one eval-mode forward pass of a batch-1 zero input (``dtype``:
+    ``torch.long`` for a language model's token ids).
 
     The model's train/eval mode is restored after; no gradient, no random draw."""
     was = model.training
     model.eval()
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(torch.zeros(1, *input_shape, device=model_device(model)))
+            model(torch.zeros(1, *input_shape, device=model_device(model), dtype=dtype))
     finally:
         model.train(was)
     return int(counter.get_total_flops()) // FLOPS_PER_MAC

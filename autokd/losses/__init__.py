@@ -10,6 +10,10 @@ Kinds and call signatures (see :data:`autokd.losses.registry.KINDS`):
 * ``label``    — same call, teacher ignored (``needs_teacher=False``): ls
 * ``feature``  — ``loss(student_feature, teacher_feature)``, same shapes (adapt first): fitnet, at, nd
 * ``relation`` — ``loss(student_feature, teacher_feature)``, same batch size only: rkd, pkt, sp
+* ``feature``/``relation`` on sequences (transformers): hidden_mse, hidden_cos (feature); attn_kl,
+  minilm, ckd_wr, ckd_ltr (relation) — :mod:`autokd.losses.representation`
+* ``token``    — ``loss(student_logits, teacher_logits, mask)`` over ``(B, T, V)`` language-model logits,
+  masked mean over tokens, no T² factor: fkl, rkl, jsd, tvd, skl, srkl, akl
 
 Each loss returns the distillation term alone (batch-reduced as the authors' code does, with the
 T² factor where the method scales by temperature); the caller adds cross-entropy with its own
@@ -38,5 +42,7 @@ from . import curriculum as _curriculum  # noqa: F401,E402  (ctkd)
 from . import label as _label  # noqa: F401,E402  (ls)
 from . import feature as _feature  # noqa: F401,E402  (fitnet, at, nd)
 from . import relation as _relation  # noqa: F401,E402  (rkd, pkt, sp)
+from . import token as _token  # noqa: F401,E402  (fkl, rkl, jsd, tvd, skl, srkl, akl)
+from . import representation as _representation  # noqa: F401,E402  (hidden_mse, hidden_cos, attn_kl, minilm, ckd_*)
 
 __all__ = ["create", "available", "get_spec", "register", "LossSpec", "LossConfigError", "LossImportError"]

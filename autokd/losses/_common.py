@@ -16,6 +16,17 @@ class NoParams(BaseModel):
 TEMPERATURE_DESC = "softmax temperature T (logits are divided by T; the loss is scaled by T²)"
 
 
+def search_range(low: float, high: float, *, log: bool = False) -> dict:
+    """A parameter's search hint (``Field(json_schema_extra=search_range(…))``): the range the
+    tuned method comparison searches it in (:meth:`autokd.losses.registry.LossSpec.search_space`).
+    A parameter without one keeps its value when a method is tuned."""
+    return {"search": {"low": low, "high": high, "log": log}}
+
+
+#: The temperature range every method with a temperature is tuned over.
+TEMPERATURE_SEARCH = search_range(1.0, 16.0, log=True)
+
+
 def check_logits(name: str, student: Tensor, teacher: Tensor | None, targets: Tensor | None = None) -> None:
     """Raise ``ValueError`` unless logits are ``(B, K)`` (teacher the same shape) and targets ``(B,)``."""
     if student.dim() != 2:

@@ -6,22 +6,26 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from ._common import TEMPERATURE_DESC, check_logits, kl_per_sample
+from ._common import TEMPERATURE_DESC, TEMPERATURE_SEARCH, check_logits, kl_per_sample, search_range
 from .registry import register
 
 
 class CLKDParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    temperature: float = Field(4.0, gt=0, allow_inf_nan=False, description=TEMPERATURE_DESC)
+    temperature: float = Field(4.0, gt=0, allow_inf_nan=False, description=TEMPERATURE_DESC,
+                               json_schema_extra=TEMPERATURE_SEARCH)
     instance_weight: float = Field(
-        1.0, ge=0, allow_inf_nan=False, description="weight of the instance-level KL (softmax over classes)"
+        1.0, ge=0, allow_inf_nan=False, description="weight of the instance-level KL (softmax over classes)",
+        json_schema_extra=search_range(0.25, 4.0, log=True),
     )
     class_weight: float = Field(
-        1.0, ge=0, allow_inf_nan=False, description="weight of the class-level KL (softmax over the batch)"
+        1.0, ge=0, allow_inf_nan=False, description="weight of the class-level KL (softmax over the batch)",
+        json_schema_extra=search_range(0.25, 4.0, log=True),
     )
     correlation_weight: float = Field(
-        1.0, ge=0, allow_inf_nan=False, description="weight of the class-correlation loss ‖C_s − C_t‖²_F / K²"
+        1.0, ge=0, allow_inf_nan=False, description="weight of the class-correlation loss ‖C_s − C_t‖²_F / K²",
+        json_schema_extra=search_range(0.25, 4.0, log=True),
     )
 
 

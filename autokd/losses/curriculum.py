@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
-from ._common import check_logits, kl_per_sample
+from ._common import check_logits, kl_per_sample, search_range
 from .registry import register
 
 #: The authors' defaults: T = t_start + t_end · sigmoid(θ) with t_start = 1, t_end = 20, θ₀ = 1.
@@ -54,7 +54,8 @@ class CTKDParams(BaseModel):
         description="upper bound of the learnable temperature (authors' t_start + t_end)",
     )
     lambda_max: float = Field(
-        1.0, ge=0, allow_inf_nan=False, description="gradient-reversal strength λ at the end of the schedule"
+        1.0, ge=0, allow_inf_nan=False, description="gradient-reversal strength λ at the end of the schedule",
+        json_schema_extra=search_range(0.1, 4.0, log=True),
     )
     lambda_min: float = Field(
         0.0, ge=0, allow_inf_nan=False, description="gradient-reversal strength λ at the start of the schedule"

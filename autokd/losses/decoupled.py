@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from ._common import TEMPERATURE_DESC, check_logits, kl_per_sample, masked_kl, masked_log_softmax
+from ._common import (TEMPERATURE_DESC, TEMPERATURE_SEARCH, check_logits, kl_per_sample, masked_kl, masked_log_softmax,
+                      search_range)
 from .registry import register
 
 
@@ -64,9 +65,12 @@ def _target_mask(logits: Tensor, targets: Tensor) -> Tensor:
 class DKDParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    temperature: float = Field(4.0, gt=0, allow_inf_nan=False, description=TEMPERATURE_DESC)
-    alpha: float = Field(1.0, ge=0, allow_inf_nan=False, description="weight α of the target-class term TCKD")
-    beta: float = Field(8.0, ge=0, allow_inf_nan=False, description="weight β of the non-target-class term NCKD")
+    temperature: float = Field(4.0, gt=0, allow_inf_nan=False, description=TEMPERATURE_DESC,
+                               json_schema_extra=TEMPERATURE_SEARCH)
+    alpha: float = Field(1.0, ge=0, allow_inf_nan=False, description="weight α of the target-class term TCKD",
+                         json_schema_extra=search_range(0.25, 4.0, log=True))
+    beta: float = Field(8.0, ge=0, allow_inf_nan=False, description="weight β of the non-target-class term NCKD",
+                        json_schema_extra=search_range(1.0, 16.0, log=True))
     warmup_epochs: int = Field(
         20, ge=0, description="epochs over which the loss weight ramps linearly up to 1 (0 = no warm-up)"
     )
@@ -142,18 +146,23 @@ class DKDLoss(nn.Module):
 class CAKDParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    temperature: float = Field(4.0, gt=0, allow_inf_nan=False, description=TEMPERATURE_DESC)
+    temperature: float = Field(4.0, gt=0, allow_inf_nan=False, description=TEMPERATURE_DESC,
+                               json_schema_extra=TEMPERATURE_SEARCH)
     bcd_weight: float = Field(
-        1.0, ge=0, allow_inf_nan=False, description="weight of the binary (strong vs weak mass) divergence BCD"
+        1.0, ge=0, allow_inf_nan=False, description="weight of the binary (strong vs weak mass) divergence BCD",
+        json_schema_extra=search_range(0.25, 4.0, log=True),
     )
     scd_weight: float = Field(
-        1.0, ge=0, allow_inf_nan=False, description="weight of the within-strong-set divergence p_S·SCD"
+        1.0, ge=0, allow_inf_nan=False, description="weight of the within-strong-set divergence p_S·SCD",
+        json_schema_extra=search_range(0.25, 4.0, log=True),
     )
     wcd_weight: float = Field(
-        1.0, ge=0, allow_inf_nan=False, description="weight of the within-weak-set divergence p_W·WCD"
+        1.0, ge=0, allow_inf_nan=False, description="weight of the within-weak-set divergence p_W·WCD",
+        json_schema_extra=search_range(0.25, 4.0, log=True),
     )
     strong_k: int = Field(
-        3, ge=1, description="size of the strong set: the target plus the teacher's top (strong_k − 1) other classes"
+        3, ge=1, description="size of the strong set: the target plus the teacher's top (strong_k − 1) other classes",
+        json_schema_extra=search_range(2, 5),
     )
 
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from ._common import NoParams, check_batch
+from ._common import NoParams, check_batch, search_range
 from .registry import register
 
 
@@ -37,7 +37,8 @@ class FitNetLoss(nn.Module):
 class ATParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    p: int = Field(2, ge=1, description="exponent p of the attention map mean_c f^p (authors: 2)")
+    p: int = Field(2, ge=1, description="exponent p of the attention map mean_c f^p (authors: 2)",
+                   json_schema_extra=search_range(1, 4))
 
 
 def attention_map(feature: Tensor, p: int) -> Tensor:
@@ -97,10 +98,12 @@ class NDParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     norm_weight: float = Field(
-        1.0, ge=0, allow_inf_nan=False, description="weight of the norm term mean(1 − ‖s‖ / max(‖s‖, ‖t‖))"
+        1.0, ge=0, allow_inf_nan=False, description="weight of the norm term mean(1 − ‖s‖ / max(‖s‖, ‖t‖))",
+        json_schema_extra=search_range(0.25, 4.0, log=True),
     )
     direction_weight: float = Field(
-        1.0, ge=0, allow_inf_nan=False, description="weight of the direction term mean(1 − cos(s, t))"
+        1.0, ge=0, allow_inf_nan=False, description="weight of the direction term mean(1 − cos(s, t))",
+        json_schema_extra=search_range(0.25, 4.0, log=True),
     )
 
 

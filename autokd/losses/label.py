@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from ._common import check_logits
+from ._common import check_logits, search_range
 from .registry import register
 
 
@@ -14,7 +14,8 @@ class LSParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     epsilon: float = Field(
-        0.1, ge=0, le=1, allow_inf_nan=False, description="smoothing ε: probability mass spread uniformly over the K classes"
+        0.1, ge=0, le=1, allow_inf_nan=False, description="smoothing ε: probability mass spread uniformly over the K classes",
+        json_schema_extra=search_range(0.01, 0.5, log=True),
     )
 
 

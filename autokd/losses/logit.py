@@ -6,14 +6,15 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from ._common import TEMPERATURE_DESC, check_logits, kl_per_sample
+from ._common import TEMPERATURE_DESC, TEMPERATURE_SEARCH, check_logits, kl_per_sample
 from .registry import register
 
 
 class KDParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    temperature: float = Field(4.0, gt=0, allow_inf_nan=False, description=TEMPERATURE_DESC)
+    temperature: float = Field(4.0, gt=0, allow_inf_nan=False, description=TEMPERATURE_DESC,
+                               json_schema_extra=TEMPERATURE_SEARCH)
 
 
 @register(

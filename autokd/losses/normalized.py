@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from ._common import TEMPERATURE_DESC, check_logits, kl_per_sample
+from ._common import TEMPERATURE_DESC, TEMPERATURE_SEARCH, check_logits, kl_per_sample, search_range
 from .registry import register
 
 #: Lower bound on a logit row's standard deviation in NormKD (guards constant rows; not in the paper).
@@ -23,6 +23,7 @@ class NormKDParams(BaseModel):
         gt=0,
         allow_inf_nan=False,
         description="T_norm: each sample's temperature is T_norm times the std of its logits",
+        json_schema_extra=search_range(0.25, 4.0, log=True),
     )
 
 
@@ -71,7 +72,8 @@ class NormKDLoss(nn.Module):
 class LSKDParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    temperature: float = Field(2.0, gt=0, allow_inf_nan=False, description=TEMPERATURE_DESC)
+    temperature: float = Field(2.0, gt=0, allow_inf_nan=False, description=TEMPERATURE_DESC,
+                               json_schema_extra=TEMPERATURE_SEARCH)
 
 
 def standardize(logits: Tensor) -> Tensor:

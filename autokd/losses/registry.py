@@ -67,11 +67,15 @@ KINDS: dict[str, str] = {
     "feature": "forward(student_feature, teacher_feature) -> scalar (same shapes)",
     "relation": "forward(student_feature, teacher_feature) -> scalar (same batch size)",
     "label": "forward(student_logits, teacher_logits, targets) -> scalar (teacher ignored)",
+    "token": "forward(student_logits (B,T,V), teacher_logits (B,T,V), mask (B,T)) -> scalar (masked token mean)",
 }
 
 
+#: What a method distills: classifiers, or language models.
+TASKS = ("classify", "lm")
+
 #: How many positional arguments ``forward`` receives for each kind.
-CALL_ARITY: dict[str, int] = {"logit": 3, "label": 3, "feature": 2, "relation": 2}
+CALL_ARITY: dict[str, int] = {"logit": 3, "label": 3, "feature": 2, "relation": 2, "token": 3}
 
 
 class LossConfigError(ValueError):
@@ -98,10 +102,23 @@ class LossSpec:
     paper: str
     summary: str
     needs_teacher: bool
+    task: str = "classify"
 
     def defaults(self) -> dict[str, Any]:
         """The default value of every parameter."""
         return self.params().model_dump()
+
+    def search_space(self) -> dict[str, dict[str, Any]]:
+        """Parameter -> ``{type: float|int, low, high, log}`` for every parameter whose field carries a
+        search hint (``json_schema_extra={"search": …}``, see ``_common.search_range``): the ranges the
+        tuned method comparison searches. A user's ``Params`` may carry hints the same way."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, field in self.params.model_fields.items():
+            extra = field.json_schema_extra
+            hint = extra.get("search") if isinstance(extra, dict) else None
+            if isinstance(hint, dict):
+                out[name] = {"type": "int" if field.annotation in (int, "int") else "float", **hint}
+        return out
 
 
 _REGISTRY: dict[str, LossSpec] = {}
@@ -112,12 +129,17 @@ def _summary(cls: type) -> str:
     return doc.splitlines()[0].strip() if doc else ""
 
 
-def register(name: str, *, kind: str, paper: str, params: type[BaseModel]) -> Callable[[type], type]:
+def register(name: str, *, kind: str, paper: str, params: type[BaseModel],
+             task: str = "classify") -> Callable[[type], type]:
     """Class decorator: register ``cls`` as distillation method ``name``.
 
     ``params`` must be a pydantic model with ``extra="forbid"`` whose fields all have a default
     and a description; the class ``__init__`` receives the validated values as keyword args.
+    ``task`` is what the method distills: ``classify`` (classifiers) or ``lm`` (language models:
+    next-token distributions and transformer representations).
     """
+    if task not in TASKS:
+        raise ValueError(f"loss {name!r}: task must be one of {TASKS}, got {task!r}")
     if kind not in KINDS:
         raise ValueError(f"loss {name!r}: kind must be one of {sorted(KINDS)}, got {kind!r}")
     if not (isinstance(params, type) and issubclass(params, BaseModel)):
@@ -143,6 +165,7 @@ def register(name: str, *, kind: str, paper: str, params: type[BaseModel]) -> Ca
             paper=paper,
             summary=_summary(cls),
             needs_teacher=kind != "label",
+            task=task,
         )
         return cls
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from ._common import NoParams, check_batch
+from ._common import NoParams, check_batch, search_range
 from .registry import register
 
 
@@ -25,8 +25,10 @@ def _flat(x: Tensor) -> Tensor:
 class RKDParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    distance_weight: float = Field(25.0, ge=0, allow_inf_nan=False, description="weight of the distance-wise loss")
-    angle_weight: float = Field(50.0, ge=0, allow_inf_nan=False, description="weight of the angle-wise loss")
+    distance_weight: float = Field(25.0, ge=0, allow_inf_nan=False, description="weight of the distance-wise loss",
+                                   json_schema_extra=search_range(2.5, 250.0, log=True))
+    angle_weight: float = Field(50.0, ge=0, allow_inf_nan=False, description="weight of the angle-wise loss",
+                                json_schema_extra=search_range(5.0, 500.0, log=True))
 
 
 def pairwise_distances(e: Tensor, eps: float = 1e-12) -> Tensor:

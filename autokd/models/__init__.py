@@ -17,6 +17,8 @@ from autokd.models.registry import (
 )
 from autokd.models import mlp as _mlp  # noqa: F401  (registers "mlp")
 from autokd.models import cnn as _cnn  # noqa: F401  (registers "cnn", "resnet_s1")
+from autokd.models import decoder as _decoder  # noqa: F401  (registers "decoder", a language model)
+from autokd.models import hf as _hf  # noqa: F401  (registers "hf_causal_lm": a local Hugging Face folder)
 
 __all__ = [
     "MODELS",

@@ -14,7 +14,7 @@ from safetensors import safe_open
 from torch import nn
 
 from autokd.models.registry import build_model
-from autokd.utils.io import save_safetensors
+from autokd.utils.io import load_state_tensors, save_safetensors, state_tensors
 
 MODEL_FILE = "model.safetensors"
 
@@ -23,7 +23,7 @@ def save_model(
     path: str | Path, model: nn.Module, name: str, params: dict[str, Any], input_shape, num_classes: int
 ) -> None:
     recipe = {"name": name, "params": params, "input_shape": list(input_shape), "num_classes": int(num_classes)}
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors = state_tensors(model)  # a tied head is stored once (its embedding)
     save_safetensors(path, tensors, metadata={"autokd_model": json.dumps(recipe)})
 
 
@@ -43,5 +43,5 @@ def load_model(path: str | Path) -> nn.Module:
         for key in fh.keys():
             tensors[key] = fh.get_tensor(key)
     model = build_model(recipe["name"], recipe["params"], tuple(recipe["input_shape"]), recipe["num_classes"])
-    model.load_state_dict(tensors)
+    load_state_tensors(model, tensors)
     return model.eval()

@@ -135,12 +135,14 @@ def forward_features(
     return logits, feats
 
 
-def feature_shapes(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+def feature_shapes(model: nn.Module, input_shape: tuple[int, ...],
+                   dtype: torch.dtype = torch.float32) -> dict[str, tuple[int, ...]]:
     """Every feature name of ``model`` with its shape (batch dim dropped): aliases first, then the
     module paths whose module returns a tensor, in ``named_modules()`` order.
 
-    One dry forward of a zero batch of 2 in eval mode without gradient (the mode is restored;
-    no random number is drawn), on the device of the model's parameters.
+    One dry forward of a zero batch of 2 (``dtype``: ``torch.long`` for token ids) in eval mode
+    without gradient (the mode is restored; no random number is drawn), on the device of the
+    model's parameters.
     """
     shapes: dict[str, tuple[int, ...]] = {}
 
@@ -156,7 +158,7 @@ def feature_shapes(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, 
     try:
         with torch.no_grad():
             paths = [n for n, _ in model.named_modules() if n]
-            _, aliases = _run(model, torch.zeros(2, *input_shape, device=device), paths, keep)
+            _, aliases = _run(model, torch.zeros(2, *input_shape, device=device, dtype=dtype), paths, keep)
     finally:
         model.train(was_training)
     out = {k: tuple(v.shape[1:]) for k, v in aliases.items() if isinstance(v, torch.Tensor)}

@@ -25,19 +25,28 @@ class ModelFamily:
     params: type[BaseModel]
     build: Callable[..., nn.Module]
     summary: str
+    task: str = "classify"  # "classify": input -> (B, classes); "lm": ids (B, T) -> (B, T, vocab)
 
 
 MODELS: dict[str, ModelFamily] = {}
 
 
-def register_model(name: str, params: type[BaseModel]):
-    """Register ``build(params, input_shape, num_classes) -> nn.Module`` under ``name``."""
+TASKS = ("classify", "lm")
+
+
+def register_model(name: str, params: type[BaseModel], task: str = "classify"):
+    """Register ``build(params, input_shape, num_classes) -> nn.Module`` under ``name``.
+
+    ``task="lm"`` marks a language-model family: ``input_shape`` is ``(context,)`` and
+    ``num_classes`` the vocabulary size."""
+    if task not in TASKS:
+        raise ValueError(f"model family {name!r}: task must be one of {TASKS}, got {task!r}")
 
     def deco(fn: Callable[..., nn.Module]):
         if name in MODELS:
             raise ValueError(f"model family {name!r} registered twice")
         summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        MODELS[name] = ModelFamily(name=name, params=params, build=fn, summary=summary)
+        MODELS[name] = ModelFamily(name=name, params=params, build=fn, summary=summary, task=task)
         return fn
 
     return deco

@@ -13,6 +13,11 @@ teacher, seed 0): only the student's seed (its initialisation and batch order) v
       kd: {}
       at: {features: [{student: stage1, teacher: stage1}]}
       dkd: {params: {warmup_epochs: 10}, temperature: 4.0}
+    tuning: {trials: 8, epochs: null, sampler: tpe, sampler_seed: 0}   # the tuned comparison's budget
+
+The tuned comparison (``autokd compare tune``, :mod:`autokd.search.tuned_compare`) searches every
+method with the same ``tuning`` budget on validation accuracy, then trains the chosen
+configuration once per seed (``autokd compare run-tuned``, :mod:`autokd.stages.compare_tuned`).
 
 Validation (before anything runs): the YAML against these models; then every run's pipeline
 spec through :func:`autokd.stages.validate.validate_pipeline` (method names, method parameters),
@@ -22,9 +27,9 @@ pipeline's teacher and student actually expose, and whether their shapes can be 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from autokd.spec.base import Strict
 from autokd.spec.pipeline import FeaturePair
@@ -43,6 +48,37 @@ class MethodEntry(Strict):
     alpha: float | None = Field(None, ge=0, le=1, description="distill.alpha for this method")
 
 
+class Range(Strict):
+    """A search range ``[low, high]``, log-uniform with ``log: true``."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if not self.low < self.high:
+            raise ValueError(f"low < high, found low={self.low:g}, high={self.high:g}")
+        if self.log and self.low <= 0:
+            raise ValueError("log: true needs low > 0")
+        return self
+
+
+class Tuning(Strict):
+    """The tuned comparison's budget, the same for every method: each method is searched over its
+    own knobs (the ranges its parameter model hints, :meth:`autokd.losses.LossSpec.search_space`),
+    λ, and T where it has one, for ``trials`` trials of ``epochs`` epochs, chosen on validation
+    accuracy; knobs set in ``methods.<name>`` stay fixed."""
+
+    trials: int = Field(8, gt=0, description="trials per method")
+    epochs: int | None = Field(None, gt=0, description="student epochs of every trial (null: the runs' own schedule)")
+    sampler: Literal["tpe", "random"] = Field("tpe", description="how trial parameters are drawn")
+    sampler_seed: int = Field(0, description="the sampler's seed (the same for every method)")
+    seed: int | None = Field(None, description="the student seed of every trial (null: the first of seeds)")
+    alpha: Range = Field(default_factory=lambda: Range(low=0.1, high=1.0), description="λ's range")
+    max_concurrent: int | None = Field(None, gt=0, description="trials at once (default: one per CPU)")
+
+
 class CompareSpec(Strict):
     """Which methods, which seeds, on which pipeline."""
 
@@ -50,6 +86,7 @@ class CompareSpec(Strict):
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1, description="student seeds")
     overrides: dict[str, Any] = Field(default_factory=dict, description="dotted pipeline paths set for every run")
     methods: dict[str, MethodEntry] = Field(min_length=1, description="method name -> its settings")
+    tuning: Tuning = Field(default_factory=Tuning, description="the tuned comparison's budget (every method alike)")
 
     @field_validator("seeds")
     @classmethod
@@ -65,6 +102,11 @@ class CompareSpec(Strict):
         if bad:
             raise ValueError(f"no {' or '.join(bad)} here (set per run from methods and seeds)")
         return v
+
+    @property
+    def tuning_seed(self) -> int:
+        """The student seed of every tuning trial."""
+        return self.seeds[0] if self.tuning.seed is None else self.tuning.seed
 
     def names(self) -> list[str]:
         """The baseline, then the methods in file order."""

@@ -107,15 +107,20 @@ class DistillSpec(Strict):
     """The distillation objective L = (1 - alpha) * CE + alpha * D, D the method's term.
 
     For ``kd``: D = T^2 * KL(softmax(z_t/T) || softmax(z_s/T)) (Hinton et al.; survey eq. 1).
+    The default, ``auto``, trains a short list of recipes and keeps the best by validation
+    accuracy (``autokd.stages.auto``): no single recipe matched labels-only training on every
+    dataset and seed of ``benchmarks/defaults_study.py``.
     """
 
-    method: str = Field("kd", description="a name from `autokd methods`")
+    method: str = Field("auto", description="a name from `autokd methods`, or auto: the best of "
+                        "distill.params.candidates (default: lskd, labels only) by validation accuracy")
     temperature: float | None = Field(
         None, gt=0,
         description="T: softens both distributions; absent = the method's own default (kd 4, lskd 2); "
-        "refused for methods without a temperature",
+        "refused for methods without a temperature and for auto",
     )
-    alpha: float = Field(0.9, ge=0, le=1, description="lambda: weight of the distillation term")
+    alpha: float = Field(0.5, ge=0, le=1, description="lambda: weight of the distillation term "
+                         "(auto: of each candidate that sets none)")
     params: dict[str, Any] = Field(default_factory=dict, description="the method's own parameters")
     features: list[FeaturePair] = Field(
         default_factory=list, description="feature pairs for feature/relation methods (default: pool -> pool)"

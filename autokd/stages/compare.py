@@ -49,17 +49,18 @@ REPORT_JSON = Path("reports") / "methods.json"
 REPORT_PNG = Path("reports") / "methods.png"
 
 
-def run_dir(root: str | Path, method: str, seed: int) -> Path:
-    return Path(root) / "runs" / "compare" / method / str(seed)
+def run_dir(root: str | Path, method: str, seed: int, group: str = "compare") -> Path:
+    """``group``: ``compare`` (untuned runs) or ``compare_tuned`` (:mod:`autokd.stages.compare_tuned`)."""
+    return Path(root) / "runs" / group / method / str(seed)
 
 
-def timing_path(root: str | Path, method: str, seed: int) -> Path:
+def timing_path(root: str | Path, method: str, seed: int, group: str = "compare") -> Path:
     """A run's wall times: kept out of its cached folder (a DVC output must be the same bytes on a rerun)."""
-    return Path(root) / "reports" / "timings" / "compare" / method / f"{seed}.json"
+    return Path(root) / "reports" / "timings" / group / method / f"{seed}.json"
 
 
-def checkpoint_dir(root: str | Path, method: str, seed: int) -> Path:
-    return Path(root) / "checkpoints" / "compare" / method / str(seed)
+def checkpoint_dir(root: str | Path, method: str, seed: int, group: str = "compare") -> Path:
+    return Path(root) / "checkpoints" / group / method / str(seed)
 
 
 @dataclass(frozen=True)
@@ -79,17 +80,18 @@ class RunLayout(Layout):
         return self.out / "dvclive"
 
 
-def run_layout(root: str | Path, method: str, seed: int) -> RunLayout:
-    return RunLayout(Path(root), out=run_dir(root, method, seed), ckpt=checkpoint_dir(root, method, seed))
+def run_layout(root: str | Path, method: str, seed: int, group: str = "compare") -> RunLayout:
+    return RunLayout(Path(root), out=run_dir(root, method, seed, group), ckpt=checkpoint_dir(root, method, seed, group))
 
 
-def run_one(spec: CompareSpec, method: str, seed: int, root: str | Path = ".", progress: bool = True) -> dict[str, Any]:
-    """Train the student of run (method, seed), save it, and write its test metrics."""
+def run_one(spec: CompareSpec, method: str, seed: int, root: str | Path = ".", progress: bool = True,
+            group: str = "compare") -> dict[str, Any]:
+    """Train the student of run (method, seed), save it, and write its test metrics (under ``runs/<group>/``)."""
     from autokd.evaluate.metrics import accuracy, agreement, ece, nll, predict_logits
 
     root = Path(root)
     pspec = run_pipeline_spec(spec, method, seed, root)
-    layout = run_layout(root, method, seed)
+    layout = run_layout(root, method, seed, group)
     device, amp = setup(pspec)
     data = load_prepared(layout.data)
     teacher_dir = layout.model_dir("teacher")
@@ -119,9 +121,9 @@ def run_one(spec: CompareSpec, method: str, seed: int, root: str | Path = ".", p
     atomic_write_json(layout.out / "metrics.json", metrics)
     timing = {"seconds_per_epoch": statistics.median(epoch_s), "seconds_per_epoch_mean": statistics.fmean(epoch_s),
               "epoch_seconds": epoch_s}
-    atomic_write_json(timing_path(root, method, seed), timing)
+    atomic_write_json(timing_path(root, method, seed, group), timing)
     if progress:
-        print(f"[compare] {method} seed {seed}: test accuracy {metrics['accuracy']:.4f}, "
+        print(f"[{group}] {method} seed {seed}: test accuracy {metrics['accuracy']:.4f}, "
               f"{timing['seconds_per_epoch']:.3f} s/epoch (median)", flush=True)
     return {**metrics, **{k: timing[k] for k in ("seconds_per_epoch", "seconds_per_epoch_mean")}}
 

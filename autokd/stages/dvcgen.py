@@ -19,6 +19,7 @@ from autokd.spec.chain import ChainSpec
 CODE_DEPS = [
     "autokd/__init__.py", "autokd/__main__.py", "autokd/cli", "autokd/spec", "autokd/utils", "autokd/data",
     "autokd/models", "autokd/losses", "autokd/train", "autokd/evaluate", "autokd/lineage", "autokd/stages",
+    "autokd/export",
 ]
 
 
@@ -107,3 +108,46 @@ def dvc_yaml_text(spec: ChainSpec, spec_path: str, root: str, raw: dict[str, Any
     return header + yaml.safe_dump({"stages": dvc_stages(spec, spec_path, root, raw)}, sort_keys=False, width=120)
 
 
+
+
+#: The language-model pipeline's stages: (name, the outputs of other stages it reads, params sections, outs).
+LM_STAGE_IO = [
+    ("prepare", [], ["data"], ["artifacts/data"]),
+    ("train_teacher", ["artifacts/data"], ["teacher", "runtime"], ["artifacts/teacher"]),
+    ("cache_teacher", ["artifacts/data", "artifacts/teacher"], ["distill"], ["artifacts/teacher_outputs"]),
+    ("train_baseline", ["artifacts/data"], ["student", "runtime"], ["artifacts/baseline"]),
+    ("train_baseline_equal", ["artifacts/data"], ["teacher", "student", "distill", "runtime"], ["artifacts/baseline_equal"]),
+    ("distill", ["artifacts/data", "artifacts/teacher", "artifacts/teacher_outputs"],
+     ["student", "distill", "runtime"], ["artifacts/student"]),
+    ("evaluate", ["artifacts/data", "artifacts/teacher", "artifacts/baseline", "artifacts/baseline_equal",
+                  "artifacts/student", "artifacts/teacher_outputs"], ["evaluate"], []),
+]
+TRAINED = {"train_teacher": "teacher", "train_baseline": "baseline", "train_baseline_equal": "baseline_equal",
+           "distill": "student"}
+
+
+def lm_dvc_stages(spec_path: str, root: str) -> dict[str, Any]:
+    """The ``stages:`` of ``pipelines/lm/dvc.yaml`` (run at the repo root: ``wdir: ../..``).
+
+    Checkpoints and DVCLive logs are persisted, uncached outputs (a crashed stage resumes);
+    ``reports/metrics.json`` holds timings (tokens/s) and is an uncached metrics file."""
+    r = root.rstrip("/")
+    stages: dict[str, Any] = {}
+    for name, reads, params, outs in LM_STAGE_IO:
+        stage: dict[str, Any] = {
+            "wdir": "../..",
+            "cmd": f"python -m autokd stage {name} {spec_path} --root {r}",
+            "deps": [f"{r}/{p}" for p in reads] + list(CODE_DEPS),
+            "params": [{spec_path: list(params)}],
+        }
+        out_list: list[Any] = [f"{r}/{o}" for o in outs]
+        if name in TRAINED:
+            role = TRAINED[name]
+            out_list += [{f"{r}/checkpoints/{role}": {"persist": True, "cache": False}},
+                         {f"{r}/dvclive/{role}": {"cache": False}}]
+        if out_list:
+            stage["outs"] = out_list
+        if name == "evaluate":
+            stage["metrics"] = [{f"{r}/reports/metrics.json": {"cache": False}}]
+        stages[name] = stage
+    return stages

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -40,9 +41,11 @@ def test_metrics(
     return logits, metrics
 
 
-def evaluate(spec: PipelineSpec, layout: Layout) -> dict[str, Any]:
-    """Test metrics for all three models, plots, and the report manifest."""
+def evaluate(spec: PipelineSpec, layout: Layout, spec_path: str | Path | None = None) -> dict[str, Any]:
+    """Test metrics for all three models, the health checks (:mod:`autokd.stages.health`), plots,
+    and the report manifest. ``spec_path``: the spec file, for the search a check may suggest."""
     from autokd.evaluate.plots import plot_confusion, plot_curves
+    from autokd.stages.health_run import evaluate_health
 
     configure_threads(spec.runtime)
     data = load_prepared(layout.data)
@@ -52,6 +55,11 @@ def evaluate(spec: PipelineSpec, layout: Layout) -> dict[str, Any]:
     metrics["kd_gain"] = metrics["student"]["accuracy"] - metrics["baseline"]["accuracy"]
     metrics["compression"] = metrics["teacher"]["params"] / metrics["student"]["params"]
     metrics["test_samples"] = len(y)
+    selection = layout.model_dir("student") / "selection.json"
+    if selection.exists():  # distill.method: auto — the recipe the validation accuracy chose
+        metrics["student"]["selected"] = json.loads(selection.read_text())["recipe"]
+    health = evaluate_health(spec, layout, metrics, data, spec_path)
+    metrics["health"] = [c.as_dict() for c in health]
 
     reports = layout.reports
     plots = reports / "plots"

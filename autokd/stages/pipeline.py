@@ -18,7 +18,10 @@ from autokd.lineage.manifest import file_sha256, write_manifest
 from autokd.models.artifact import MODEL_FILE
 from autokd.spec.document import dump_spec
 from autokd.spec.pipeline import PipelineSpec, RoleSpec
+from autokd.stages.auto import distill_auto
+from autokd.stages.auto_spec import is_auto
 from autokd.stages.evaluation import evaluate
+from autokd.stages.health_run import distill_health
 from autokd.stages.layout import Layout
 from autokd.stages.recipe import build_distill_objective, distill_extra, save_role, setup, train_role
 from autokd.stages.validate import effective_distill, load_pipeline_spec
@@ -28,9 +31,13 @@ from autokd.train.trainer import CrossEntropyObjective
 STAGES = ("prepare", "train_teacher", "train_baseline", "distill", "evaluate")
 
 
-def prepare(spec: PipelineSpec, layout: Layout) -> PreparedData:
-    """Read the source, split it, normalise it, hash it."""
-    data = prepare_data(spec.data, layout.data, root=layout.root)
+def prepare(spec: PipelineSpec, layout: Layout, data_root: str | Path | None = None) -> PreparedData:
+    """Read the source, split it, normalise it, hash it.
+
+    A relative ``data.path`` resolves against ``data_root`` (default: the current directory,
+    the repo root), as ``autokd validate`` resolves it, never against the output root.
+    """
+    data = prepare_data(spec.data, layout.data, root=Path(data_root) if data_root else Path.cwd())
     files = [f"{s}.safetensors" for s in ("train", "val", "test")] + ["meta.json"]
     write_manifest(layout.data, kind="dataset", content=files, spec={"data": dump_spec(spec.data)},
                    metrics={"n_" + k: v for k, v in data.meta["counts"].items()},
@@ -70,6 +77,9 @@ def train_baseline(spec: PipelineSpec, layout: Layout, progress: bool = True) ->
 
 def distill(spec: PipelineSpec, layout: Layout, progress: bool = True) -> None:
     """Train the student with the distillation objective (same init and batches as the baseline)."""
+    if is_auto(spec.distill):  # candidates trained, the best by validation accuracy kept
+        distill_auto(spec, layout, progress)
+        return
     device, amp = setup(spec)
     data = load_prepared(layout.data)
     teacher_sha = file_sha256(layout.model_dir("teacher") / MODEL_FILE)
@@ -81,6 +91,7 @@ def distill(spec: PipelineSpec, layout: Layout, progress: bool = True) -> None:
     save_role(layout, "student", model, spec.student, data, result,
               [layout.data, layout.model_dir("teacher")],
               {"student": dump_spec(spec.student), "distill": effective_distill(spec.distill)})
+    distill_health(spec, layout, model, data, device)  # target entropy, capacity gap, gradient balance
 
 
 #: stage name -> function(spec, layout, progress)
@@ -98,5 +109,7 @@ def run_stage(name: str, spec_path: str | Path, root: str | Path = ".", progress
     if name not in STAGE_FUNCTIONS:
         raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
     layout = Layout(Path(root))
-    spec = load_pipeline_spec(spec_path, root=layout.root)
+    spec = load_pipeline_spec(spec_path)  # relative data paths: the working directory, as `validate`
+    if name == "evaluate":  # its kd_gain health check names a search of this spec file
+        return evaluate(spec, layout, spec_path=spec_path)
     return STAGE_FUNCTIONS[name](spec, layout, progress)

@@ -21,6 +21,7 @@ from autokd.models.registry import build_model
 from autokd.spec.document import dump_spec
 from autokd.spec.errors import SpecError
 from autokd.spec.pipeline import PipelineSpec, RoleSpec
+from autokd.stages.auto_spec import candidate_distills, is_auto
 from autokd.stages.layout import Layout, LiveLogger
 from autokd.stages.validate import effective_distill, feature_pair_issues, method_params
 from autokd.train.device import configure_threads, resolve_device, seed_everything, use_amp
@@ -101,10 +102,19 @@ def save_role(
                           metrics=final, root=layout.root)
 
 
+def resolve_auto(spec: PipelineSpec) -> PipelineSpec:
+    """``distill.method: auto`` outside the distill stage (search trials, architecture validation)
+    stands for its first candidate; the distill stage itself chooses (:mod:`autokd.stages.auto`)."""
+    if not is_auto(spec.distill):
+        return spec
+    return spec.model_copy(update={"distill": candidate_distills(spec.distill)[0]})
+
+
 def teacher_mode(spec: PipelineSpec) -> str:
     """``cache`` or ``live``: whether distillation reads cached teacher logits."""
     from autokd.losses import get_spec as get_loss_spec
 
+    spec = resolve_auto(spec)
     kind = get_loss_spec(spec.distill.method).kind
     requested = spec.distill.teacher_outputs
     needs_live = spec.student.train.augment.enabled or kind in ("feature", "relation")
@@ -127,6 +137,7 @@ def build_distill_objective(
     """
     from autokd.losses import get_spec as get_loss_spec
 
+    spec = resolve_auto(spec)
     kind = get_loss_spec(spec.distill.method).kind
     mode = teacher_mode(spec)
     teacher_path = layout.model_dir("teacher") / MODEL_FILE

@@ -33,6 +33,7 @@ from autokd.spec.chain import ChainSpec, apply_chain_overrides
 from autokd.spec.document import load_yaml, read_document
 from autokd.spec.errors import SpecIssue, suggest, unknown_name_issue
 from autokd.spec.pipeline import DistillSpec, PipelineSpec
+from autokd.stages.auto_spec import AUTO, AutoParams, candidate_distills, is_auto
 
 DISK_SOURCES_WITHOUT_PATH = {"digits"}
 
@@ -83,9 +84,12 @@ def effective_distill(distill: DistillSpec) -> dict[str, Any]:
     """The distillation recipe as it acts: every method parameter with its default filled in.
 
     This is what a run's fingerprint and lineage record: two specs that train the same way
-    (``lskd`` with and without ``temperature: 2``) give the same value.
+    (``lskd`` with and without ``temperature: 2``) give the same value. ``auto``: every candidate's.
     """
     from autokd.losses import get_spec
+
+    if is_auto(distill):
+        return {"method": AUTO, "candidates": [effective_distill(c) for c in candidate_distills(distill)]}
 
     params = get_spec(distill.method).params.model_validate(method_params(distill)).model_dump(mode="json")
     return {"method": distill.method, "alpha": distill.alpha, "params": params,
@@ -114,10 +118,16 @@ def distill_issues(distill: DistillSpec, augment: bool, loc: tuple = ("distill",
     """The method name (or loss class), its parameters, its temperature and its teacher-output mode."""
     from autokd.losses import get_spec
 
+    if is_auto(distill):
+        return auto_issues(distill, augment, loc)
+
     m_issue = method_issue(distill.method, loc + ("method",))
     if m_issue is not None:
         return [m_issue]
     lspec = get_spec(distill.method)
+    if lspec.task != "classify":
+        return [SpecIssue(loc + ("method",), expected="a classification method (language-model methods compare "
+                          "next-token distributions or transformer representations)", found=distill.method)]
     issues: list[SpecIssue] = []
     if "temperature" in distill.params:
         issues.append(SpecIssue(loc + ("params", "temperature"),
@@ -141,6 +151,33 @@ def distill_issues(distill: DistillSpec, augment: bool, loc: tuple = ("distill",
             issues.append(SpecIssue(loc + ("teacher_outputs",), expected=f"'auto' or 'live' for the {lspec.kind} "
                                     f"method {distill.method!r} (it needs the teacher's features on every batch)",
                                     found="cache"))
+    return issues
+
+
+def auto_issues(distill: DistillSpec, augment: bool, loc: tuple = ("distill",)) -> list[SpecIssue]:
+    """``method: auto`` (:mod:`autokd.stages.auto_spec`): no ``distill.temperature`` (each candidate
+    has its own), then every candidate checked as a plain distill section at its own key path."""
+    issues: list[SpecIssue] = []
+    if distill.temperature is not None:
+        issues.append(SpecIssue(loc + ("temperature",), expected="no temperature with method 'auto' (each "
+                                "candidate has its own: distill.params.candidates[i].temperature); remove the key",
+                                found=distill.temperature))
+    issues += params_issues(AutoParams, dict(distill.params), loc + ("params",))
+    if issues:
+        return issues
+    seen: set[tuple] = set()
+    for i, cand in enumerate(candidate_distills(distill)):
+        cloc = loc + ("params", "candidates", i)
+        if is_auto(cand):
+            issues.append(SpecIssue(cloc + ("method",), expected="a distillation method other than 'auto'", found=AUTO))
+            continue
+        for issue in distill_issues(cand, augment, cloc):
+            if issue.loc[-1] in ("features", "teacher_outputs"):  # inherited: reported once, where written
+                issue.loc = loc + (issue.loc[-1],)
+                if issue.loc in seen:
+                    continue
+                seen.add(issue.loc)
+            issues.append(issue)
     return issues
 
 
@@ -202,6 +239,10 @@ def model_issues(name: str, params: dict[str, Any], loc: tuple) -> list[SpecIssu
         return []
     if name not in MODELS:
         return [unknown_name_issue(loc + ("name",), name, MODELS, "a model family or pkg.module:Class")]
+    if MODELS[name].task != "classify":
+        classifiers = sorted(n for n, f in MODELS.items() if f.task == "classify")
+        return [SpecIssue(loc + ("name",), expected=f"a classifier family ({', '.join(classifiers)}); "
+                          f"{name!r} is a {MODELS[name].task} model", found=name)]
     return params_issues(MODELS[name].params, params, loc + ("params",))
 
 

@@ -15,7 +15,7 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
-from autokd.utils.io import save_safetensors
+from autokd.utils.io import load_state_tensors, save_safetensors, state_tensors
 
 CKPT_NAME = "last.safetensors"
 
@@ -53,8 +53,8 @@ def save_checkpoint(
 ) -> None:
     """Write model + optimizer + extra-module (+ grad-scaler) state and ``meta`` atomically to ``path``."""
     tensors: dict[str, torch.Tensor] = {}
-    for k, v in model.state_dict().items():
-        tensors[f"model.{k}"] = v.detach().cpu().contiguous()
+    for k, v in state_tensors(model).items():  # tied aliases kept once
+        tensors[f"model.{k}"] = v
     if extra is not None:
         for k, v in extra.state_dict().items():
             tensors[f"extra.{k}"] = v.detach().cpu().contiguous()
@@ -95,7 +95,7 @@ def restore(
     An enabled ``scaler`` gets the saved scale and growth tracker; a checkpoint without
     them (written without AMP) leaves it at its initial state.
     """
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    load_state_tensors(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     if extra is not None:
         extra_sd = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
         if extra_sd:

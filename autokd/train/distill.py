@@ -8,7 +8,10 @@ D is a registered method from :mod:`autokd.losses`:
   (``pool``, ``stage1``: what ``forward(x, return_features=True)`` returns) or a module path
   from ``named_modules()`` (``layers.1``), read by a forward hook that lives for one call
   (:mod:`autokd.models.features`), so any ``nn.Module`` can be a student or a teacher;
-- label methods (``ls``) need no teacher at all.
+- label methods (``ls``) need no teacher at all;
+- token methods (language models: ``fkl``, ``rkl``, ``jsd``, …) compare next-token
+  distributions at every position of a window, the teacher's from its top-k cache
+  (:mod:`autokd.train.topk_cache`) or from the live teacher; CE is per token.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ from autokd.losses import get_spec as get_loss_spec
 from autokd.models.features import forward_features
 from autokd.spec.errors import suggest
 from autokd.train.teacher_cache import TeacherOutputs
+from autokd.train.topk_cache import TopKTeacherOutputs
 
 
 class FeatureAdapter(nn.Module):
-    """Maps a student feature onto the teacher feature's shape (1x1 conv or linear)."""
+    """Maps a student feature onto the teacher feature's shape: a 1x1 conv for maps, a linear layer
+    for vectors and, per token, for sequences ``(T, d)`` (transformer hidden states)."""
 
     def __init__(self, s_shape: tuple[int, ...], t_shape: tuple[int, ...]):
         super().__init__()
@@ -38,6 +43,9 @@ class FeatureAdapter(nn.Module):
                 else nn.Identity()
             )
             self.resize = tuple(s_shape[1:]) != tuple(t_shape[1:])
+        elif len(s_shape) == 2 and len(t_shape) == 2 and s_shape[0] == t_shape[0]:  # (T, d): per token
+            self.proj = nn.Linear(s_shape[1], t_shape[1]) if s_shape[1] != t_shape[1] else nn.Identity()
+            self.resize = False
         elif len(s_shape) == 1 and len(t_shape) == 1:
             self.proj = nn.Linear(s_shape[0], t_shape[0]) if s_shape[0] != t_shape[0] else nn.Identity()
             self.resize = False
@@ -60,7 +68,7 @@ class DistillObjective(nn.Module):
         method_params: dict,
         alpha: float,
         teacher: nn.Module | None = None,
-        cache: TeacherOutputs | None = None,
+        cache: TeacherOutputs | TopKTeacherOutputs | None = None,
         feature_pairs: list[tuple[str, str, float]] | None = None,
         student_shapes: dict[str, tuple[int, ...]] | None = None,
         teacher_shapes: dict[str, tuple[int, ...]] | None = None,
@@ -99,7 +107,7 @@ class DistillObjective(nn.Module):
         # the names each model is asked for on every batch (aliases or module paths)
         self.student_features = list(dict.fromkeys(s for s, _, _ in self.pairs))
         self.teacher_features = list(dict.fromkeys(t for _, t, _ in self.pairs))
-        if self.kind == "logit" and teacher is None and cache is None:
+        if self.kind in ("logit", "token") and teacher is None and cache is None:
             raise ValueError(f"method {method!r} needs the teacher's outputs: give a teacher or a cache")
 
     @property
@@ -119,7 +127,8 @@ class DistillObjective(nn.Module):
                 return forward_features(teacher, x, self.teacher_features)
             return teacher(x), None
 
-    def teacher_logits(self, batch: Batch) -> torch.Tensor:
+    def teacher_logits(self, batch: Batch):
+        """Dense teacher logits, or a language model's cached top-k (``SparseTeacher``)."""
         if self.cache is not None and not batch.augmented:
             return self.cache.lookup(batch.idx.cpu()).to(batch.x.device)
         if self.teacher is None:
@@ -137,10 +146,14 @@ class DistillObjective(nn.Module):
         elif self.kind == "label":
             logits = model(batch.x)
             d = self.loss(logits, None, batch.y)
+        elif self.kind == "token":  # language model: every position of a packed window is a target
+            logits = model(batch.x)
+            teacher = self.teacher_logits(batch)
+            d = self.loss(logits, teacher.detach() if isinstance(teacher, torch.Tensor) else teacher, None)
         else:
             logits = model(batch.x)
             d = self.loss(logits, self.teacher_logits(batch).detach(), batch.y)
-        ce = F.cross_entropy(logits, batch.y)
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.y.reshape(-1))
         loss = (1.0 - self.alpha) * ce + self.alpha * d
         parts["ce"] = ce.detach()
         parts["distill"] = d.detach()

@@ -56,11 +56,11 @@ class Objective(Protocol):
 
 
 class CrossEntropyObjective(nn.Module):
-    """Labels only: L = CE(z_s, y)."""
+    """Labels only: L = CE(z_s, y) (per sample; per token for a language model's (B, T, V) logits)."""
 
     def forward(self, model: nn.Module, batch: Batch):
         logits = model(batch.x)
-        loss = F.cross_entropy(logits, batch.y)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.y.reshape(-1))
         return loss, logits, {"ce": loss.detach()}
 
 
@@ -89,20 +89,23 @@ def make_optimizer(cfg: TrainSpec, params) -> torch.optim.Optimizer:
 
 @torch.no_grad()
 def evaluate_split(model: nn.Module, split: Split, device: torch.device, batch_size: int = 512) -> dict[str, float]:
-    """Loss and accuracy of ``model`` on a whole split (eval mode)."""
+    """Loss and accuracy of ``model`` on a whole split (eval mode): per sample for a classifier,
+    per predicted token for a language model (loss = mean NLL, exp(loss) the perplexity)."""
     if len(split) == 0:
         return {}
     was = model.training
     model.eval()
-    total_loss, correct = 0.0, 0
+    total_loss, correct, count = 0.0, 0, 0
     for start in range(0, len(split), batch_size):
         x = split.x[start : start + batch_size].to(device)
         y = split.y[start : start + batch_size].to(device)
         logits = model(x).float()
-        total_loss += F.cross_entropy(logits, y, reduction="sum").item()
-        correct += (logits.argmax(1) == y).sum().item()
+        # (B, K) class logits, or (B, T, V) next-token logits against (B, T) targets: per prediction
+        total_loss += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum").item()
+        correct += (logits.argmax(-1) == y).sum().item()
+        count += y.numel()
     model.train(was)
-    return {"loss": total_loss / len(split), "accuracy": correct / len(split)}
+    return {"loss": total_loss / count, "accuracy": correct / count}
 
 
 def fingerprint(*parts: Any) -> str:
@@ -262,9 +265,9 @@ def train(
                     if cfg.grad_clip:
                         torch.nn.utils.clip_grad_norm_(clipped, cfg.grad_clip)
                     optimizer.step()
-                n = batch.y.shape[0]
+                n = batch.y.numel()  # samples, or tokens for a language model
                 sum_loss += value * n
-                sum_correct += (logits.detach().argmax(1) == batch.y).sum().item()
+                sum_correct += (logits.detach().argmax(-1) == batch.y).sum().item()
                 seen += n
                 bar.step()
             rec = {

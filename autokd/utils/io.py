@@ -67,3 +67,30 @@ def save_safetensors(target: str | Path, tensors: dict[str, Any], metadata: dict
     data = canonical_safetensors(save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata))
     with atomic_path(target, fsync=fsync) as tmp:
         tmp.write_bytes(data)
+
+
+def state_tensors(module: Any) -> dict[str, Any]:
+    """``module.state_dict()`` on the CPU with tied aliases dropped: a tensor reachable under
+    several keys (a language model's head tied to its embedding) is kept once, under its first
+    key. safetensors refuses shared tensors; an untied model gives exactly its state dict."""
+    seen: set[tuple] = set()
+    out = {}
+    for key, value in module.state_dict().items():
+        ident = (value.untyped_storage().data_ptr(), value.storage_offset(), tuple(value.shape),
+                 tuple(value.stride()), value.dtype)
+        if value.numel() and ident in seen:
+            continue
+        seen.add(ident)
+        out[key] = value.detach().cpu().contiguous()
+    return out
+
+
+def load_state_tensors(module: Any, tensors: dict[str, Any]) -> None:
+    """Load :func:`state_tensors` output: keys missing from ``tensors`` must be tied aliases of
+    keys present (they share the loaded tensor); anything else missing or unexpected is an error."""
+    missing, unexpected = module.load_state_dict(tensors, strict=False)
+    state = module.state_dict()
+    present = {state[k].untyped_storage().data_ptr() for k in tensors if k in state}
+    untied = [k for k in missing if state[k].untyped_storage().data_ptr() not in present]
+    if unexpected or untied:
+        raise RuntimeError(f"state does not fit the model: missing {untied}, unexpected {list(unexpected)}")

@@ -28,7 +28,7 @@ def pair(name, seed=0):
     return rand(5, 4, 3, 3, seed=seed), rand(5, 4, 3, 3, seed=seed + 100)
 
 
-FEATURE_METHODS = [n for n in available() if get_spec(n).kind in ("feature", "relation")]
+FEATURE_METHODS = [n for n in available() if get_spec(n).kind in ("feature", "relation") and get_spec(n).task == "classify"]
 
 
 @pytest.mark.parametrize("name", FEATURE_METHODS)

@@ -24,6 +24,10 @@ EXPECTED_KINDS = {
     "rkd": "relation",
     "pkt": "relation",
     "sp": "relation",
+    **{name: "token" for name in ("fkl", "rkl", "jsd", "tvd", "skl", "srkl", "akl")},
+    "hidden_mse": "feature",
+    "hidden_cos": "feature",
+    **{name: "relation" for name in ("attn_kl", "minilm", "ckd_wr", "ckd_ltr")},
 }
 
 EXPECTED_PARAMS = {
@@ -41,12 +45,23 @@ EXPECTED_PARAMS = {
     "rkd": {"distance_weight", "angle_weight"},
     "pkt": set(),
     "sp": set(),
+    **{name: {"temperature", "chunk_tokens"} for name in ("fkl", "rkl", "tvd")},
+    "jsd": {"temperature", "chunk_tokens", "beta"},
+    "skl": {"temperature", "chunk_tokens", "alpha"},
+    "srkl": {"temperature", "chunk_tokens", "alpha"},
+    "akl": {"temperature", "chunk_tokens", "mu"},
+    "hidden_mse": set(),
+    "hidden_cos": set(),
+    "attn_kl": set(),
+    "minilm": {"relation_heads"},
+    "ckd_wr": {"pair_weight", "triple_weight", "window"},
+    "ckd_ltr": {"pair_weight", "triple_weight", "window", "layer_map"},
 }
 
 
-def test_available_lists_all_fourteen_methods():
+def test_available_lists_all_methods():
     names = available()
-    assert len(names) == 14
+    assert len(names) == 27  # 14 classification methods; 7 token-level LM divergences, 6 representation losses
     assert set(names) == set(EXPECTED_KINDS)
     assert names == sorted(names)
 
@@ -175,7 +190,7 @@ def test_register_rejects_bad_definitions():
         class Again(nn.Module):
             """dup"""
 
-    assert "_loose" not in available() and len(available()) == 14
+    assert "_loose" not in available() and len(available()) == 27
 
 
 def _absolute_imports(path):
@@ -209,11 +224,19 @@ def test_created_losses_return_scalars():
     torch.manual_seed(0)
     s, t = torch.randn(4, 5), torch.randn(4, 5)
     y = torch.tensor([0, 1, 2, 3])
+    seq = {"attn_kl": (torch.softmax(torch.randn(4, 2, 5, 5), -1), torch.softmax(torch.randn(4, 2, 5, 5), -1)),
+           "ckd_ltr": (torch.randn(4, 3, 5, 8), torch.randn(4, 5, 5, 8))}
     for name in available():
         kind = get_spec(name).kind
         loss = create(name)
         if kind in ("logit", "label"):
             out = loss(s, t, y)
+        elif kind == "token":
+            out = loss(torch.randn(2, 3, 7), torch.randn(2, 3, 7), None)
+        elif name in seq:
+            out = loss(*seq[name])
+        elif get_spec(name).task == "lm":  # sequences of hidden states or attention vectors
+            out = loss(torch.randn(4, 5, 8), torch.randn(4, 5, 8))
         elif name == "at":
             out = loss(torch.randn(4, 3, 2, 2), torch.randn(4, 6, 2, 2))
         else:

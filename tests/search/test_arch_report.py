@@ -119,6 +119,7 @@ def test_validate_distills_candidates_with_the_pipeline_code(tmp_path):
     assert len(v["candidates"]) == min(4, n_admitted) and v["epochs"] == 1
     assert all(0 <= c["accuracy"] <= 1 and c["seconds"] > 0 for c in v["candidates"])
     assert {"combined", "params", "flops", "diswot_relation", "snip"} <= set(v["correlations"])
+    assert "params" in v["calibrated"]["features"]  # 4 candidates: too few to calibrate, said so
     for row in v["correlations"].values():
         assert row["all"]["n"] == len(v["candidates"])
         assert row["all"]["tau"] is None or -1 <= row["all"]["tau"] <= 1

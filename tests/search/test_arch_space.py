@@ -90,7 +90,7 @@ def test_mutation_changes_exactly_one_gene():
     (_space(kernel_size=[4]), "student.kernel_size[0]: expected one of 1, 3, 5 or 7"),
     ({"student": {"family": "cnn"}, "proxies": ["naswott"]}, "proxies[0]: expected a proxy"),
     ({"student": {"family": "cnn"}, "combine": {"proxies": ["zen"]}, "proxies": ["naswot"]},
-     "combine.proxies[0]: expected a proxy listed under `proxies`"),
+     "combine.proxies[0]: expected a proxy listed under `proxies` or a baseline"),
     ({"student": {"family": "cnn"}, "constraints": {"max_params": -1}}, "constraints.max_params: expected a number greater than 0"),
     ({"student": {"family": "cnn"}, "search": {"sample": 9, "population": 3}}, "must not exceed population"),
     ({"student": {"family": "resnet_s1", "depth": [[1, 3]]}}, "resnet_s1 has 3 stages"),
@@ -113,3 +113,10 @@ def test_cli_reports_a_bad_space_with_exit_code_2(tmp_path):
     assert res.exit_code == 2
     assert f"{bad}:5: top_k: expected a number greater than 0" in res.output
     assert "Traceback" not in res.output
+
+
+def test_combination_may_use_the_baselines():
+    spec = validate_space({**_space(), "proxies": ["snip"], "combine": {"method": "zscore", "proxies": ["snip", "params"]}})
+    assert spec.combined_proxies == ["snip", "params"]
+    default = load_space(REPO / "search_spaces" / "students.yaml")
+    assert set(default.combined_proxies) <= set(default.proxies) | {"params", "flops"}

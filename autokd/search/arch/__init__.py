@@ -7,10 +7,11 @@ measure how far the ranking can be trusted on this data.
 
 Modules, each importing only those before it:
 :mod:`.families` (genes, candidates, the family space models), :mod:`.proxies` (the proxy
-registry), :mod:`.space` (the YAML space file), :mod:`.constraints`, :mod:`.ranking`
-(scored/rejected candidates, the result, combination), :mod:`.context` (pipeline artifacts,
-batch, teacher), :mod:`.report`, :mod:`.validate` (distilling candidates with the stages
-recipe), :mod:`.run` (exhaustive search, regularized evolution, :func:`run_arch_search`).
+registry, one module per proxy family), :mod:`.space` (the YAML space file), :mod:`.constraints`,
+:mod:`.ranking` (scored/rejected candidates, the result, combination), :mod:`.calibrate`
+(few-shot calibrated ranking fitted on distilled candidates), :mod:`.context` (pipeline
+artifacts, batch, teacher), :mod:`.report`, :mod:`.validate` (distilling candidates with the
+stages recipe), :mod:`.run` (exhaustive search, regularized evolution, :func:`run_arch_search`).
 """
 
 from autokd.search.arch.context import ArchSearchError

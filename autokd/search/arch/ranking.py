@@ -9,7 +9,8 @@ Combination (higher is better):
 - ``zscore``: mean over proxies of the z-score of the oriented value (log first for
   heavy-tailed proxies: synflow, snip, grad_norm, params, flops).
 Distances (DisWOT terms) are negated before either (:func:`oriented`), so "higher is
-better" holds for all. Equal combined scores are ordered by candidate key.
+better" holds for all. The baselines (params, flops) may be combined like any proxy. Equal
+combined scores are ordered by candidate key.
 """
 
 from __future__ import annotations

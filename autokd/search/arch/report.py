@@ -242,6 +242,12 @@ def validation_markdown(v: dict[str, Any]) -> str:
         a, b = row["all"], row["band"]
         lines.append(f"| {name} | {_fmt(a['tau'])} | {_fmt(a['rho'])} | {a['n']} | {_fmt(b['tau'])} | "
                      f"{_fmt(b['rho'])} | {b['n']} |")
+    cal = v.get("calibrated") or {}
+    if cal.get("top_unvalidated"):
+        lines += ["", f"Calibrated ranking (ridge of accuracy on {', '.join(cal['features'])}; α={cal['alpha']:g}; "
+                  f"`calibrated_loo` above: each candidate scored by a fit on the others). Best undistilled "
+                  "candidates by the fit on all: " + ", ".join(
+                      f"`{c['key']}` ({c['predicted_accuracy']:.3f})" for c in cal["top_unvalidated"])]
     lines += ["", "| ranking rank | candidate | params | in band | accuracy | val accuracy | seconds |",
               "|---|---|---|---|---|---|---|"]
     for c in v["candidates"]:

@@ -17,8 +17,8 @@ algorithm and top-k. ``search_spaces/students.yaml`` is the default::
       block: [basic, plain]
     constraints: {max_params: 20000, max_latency_ms: 2.0, latency: {device: cpu, batch_size: 1, threads: 1}}
     validation: {epochs: 15}           # --validate N: the short distillation schedule
-    proxies: [diswot_relation, diswot_semantic, naswot, synflow, snip, grad_norm, zen]
-    combine: {method: rank}
+    proxies: [diswot_relation, diswot_semantic, naswot, synflow, snip, grad_norm, zen, zico, meco, meco_opt]
+    combine: {method: rank, proxies: [params]}
     search: {algorithm: auto, seed: 0}
     top_k: 5
 
@@ -40,7 +40,7 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from autokd.models import MODELS
 from autokd.search.arch.families import SPACE_FAMILIES, FamilySpace
-from autokd.search.arch.proxies import PROXIES
+from autokd.search.arch.proxies import BASELINES, PROXIES
 from autokd.spec.base import Strict, params_issues, validate_document
 from autokd.spec.document import read_document
 from autokd.spec.errors import SpecIssue, unknown_name_issue
@@ -83,7 +83,9 @@ class CombineSpec(Strict):
     per-proxy z-scores (after log for heavy-tailed proxies). Never a raw sum."""
 
     method: Literal["rank", "zscore"] = "rank"
-    proxies: list[str] | None = Field(None, description="which proxies to combine (default: all in `proxies`)")
+    proxies: list[str] | None = Field(
+        None, description="which proxies to combine, from `proxies` and the baselines params, flops "
+        "(default: all in `proxies`)")
 
 
 class AlgorithmSpec(Strict):
@@ -115,7 +117,8 @@ class ValidateSpec(Strict):
     band_share: float = Field(0.5, ge=0, le=1, description="share of the N candidates drawn inside the band")
 
 
-DEFAULT_PROXIES = ["diswot_relation", "diswot_semantic", "naswot", "synflow", "snip", "grad_norm", "zen"]
+DEFAULT_PROXIES = ["diswot_relation", "diswot_semantic", "naswot", "synflow", "snip", "grad_norm", "zen", "zico",
+                   "meco", "meco_opt"]
 
 
 class ArchSpaceSpec(Strict):
@@ -197,10 +200,11 @@ def registry_issues(spec: ArchSpaceSpec) -> tuple[FamilySpace | None, list[SpecI
         issues.append(SpecIssue(("proxies",), expected="at least one proxy", found=[]))
     if len(set(spec.proxies)) != len(spec.proxies):
         issues.append(SpecIssue(("proxies",), expected="each proxy once", found=spec.proxies))
+    computed = list(spec.proxies) + [b for b in BASELINES if b not in spec.proxies]  # baselines: always
     for i, name in enumerate(spec.combine.proxies or []):
-        if name not in spec.proxies:
-            issues.append(unknown_name_issue(("combine", "proxies", i), name, spec.proxies,
-                                             "a proxy listed under `proxies`"))
+        if name not in computed:
+            issues.append(unknown_name_issue(("combine", "proxies", i), name, computed,
+                                             "a proxy listed under `proxies` or a baseline (params, flops)"))
     if spec.input_shape is not None and len(spec.input_shape) not in (1, 3):
         issues.append(SpecIssue(("input_shape",), expected="(C, H, W) or (F,)", found=spec.input_shape))
     return space, issues

@@ -14,7 +14,11 @@ validation resumes). Accuracy is the test-split accuracy of the distilled studen
 
 Reported per proxy (oriented so higher is better), for the combined score and for the
 parameter count and FLOPs: Kendall τ-b and Spearman ρ against accuracy over all validated
-candidates, and the same inside the band, where the parameter count cannot help.
+candidates, and the same inside the band, where the parameter count cannot help. With at
+least 5 candidates, also the few-shot calibrated ranking (``calibrated_loo``: each candidate
+scored by a model fitted on the others, on every computed proxy and log params,
+:mod:`autokd.search.arch.calibrate`) and the
+undistilled candidates it ranks best.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from scipy.stats import kendalltau, spearmanr
 from autokd.evaluate.metrics import accuracy, predict_logits
 from autokd.lineage.manifest import file_sha256
 from autokd.models.artifact import MODEL_FILE
+from autokd.search.arch.calibrate import Observation, calibrated_report
 from autokd.search.arch.context import SearchContext
 from autokd.search.arch.families import Candidate
 from autokd.search.arch.ranking import SearchResult, oriented
@@ -176,7 +181,8 @@ def validate_ranking(result: SearchResult, ctx: SearchContext, n: int, out_dir: 
         if progress:
             print(f"[arch validate] {j + 1}/{len(chosen)} {key} ({s.measurement.params} params, rank {i + 1}): "
                   f"accuracy {rec['accuracy']:.4f} in {rec['seconds']:.1f} s", flush=True)
-    names = ["combined"] + list(result.proxies)
+    calibrated = calibrate(result, chosen, rows)
+    names = ["combined"] + list(result.proxies) + (["calibrated_loo"] if "loo" in calibrated else [])
     acc = [r["accuracy"] for r in rows]
     band_rows = [r for r in rows if r["in_band"]]
     correlations = {
@@ -200,4 +206,24 @@ def validate_ranking(result: SearchResult, ctx: SearchContext, n: int, out_dir: 
         "seconds": time.perf_counter() - t0,
         "candidates": rows,
         "correlations": correlations,
+        "calibrated": calibrated,
     }
+
+
+CALIBRATED = "calibrated_loo"
+
+
+def calibrate(result: SearchResult, chosen: Sequence[int], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Few-shot calibration (:mod:`autokd.search.arch.calibrate`) on the distilled candidates:
+    ridge of accuracy on every computed proxy (baselines included). Each row gets its leave-one-out
+    prediction as the score ``calibrated_loo`` (never a prediction of a model fitted on it);
+    the undistilled candidates are re-ranked by the fit on all distilled ones."""
+    features = list(result.proxies)
+    validated = [Observation(r["key"], result.ranked[i].values, r["accuracy"]) for i, r in zip(chosen, rows)]
+    taken = set(chosen)
+    rest = [Observation(s.candidate.key, s.values) for i, s in enumerate(result.ranked) if i not in taken]
+    report = calibrated_report(validated, rest, features, top=result.spec.top_k)
+    for r in rows:
+        if "loo" in report:
+            r["scores"][CALIBRATED] = report["loo"][r["key"]]
+    return report

@@ -138,7 +138,7 @@ def _pruner(loaded: LoadedSearch, max_t: int):
 def spec_fingerprint(loaded: LoadedSearch) -> str:
     import hashlib
 
-    doc = {"search": loaded.spec.model_dump(mode="json", exclude={"budget", "storage"}), "base": loaded.base}
+    doc = {"search": loaded.spec.model_dump(mode="json", exclude={"budget", "storage", "record_experiments"}), "base": loaded.base}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -232,8 +232,10 @@ def _count_started(study) -> int:
 
 def run_optuna(loaded: LoadedSearch, ctx: TrialContext, out_dir: Path, trials: int, *, storage: str | None = None,
                resume: bool = False, overwrite: bool = False, progress: SearchProgress | None = None,
-               address: str | None = None, log=print) -> list[TrialRecord]:
-    """Run trials in this process until the shared study holds ``trials``; return all records."""
+               address: str | None = None, log=print, recorder=None) -> list[TrialRecord]:
+    """Run trials in this process until the shared study holds ``trials``; return all records.
+    ``recorder`` (a :class:`~autokd.search.hparams.experiments.TrialExperiments`) records each
+    trial this process completes."""
     import optuna
 
     if address:
@@ -269,6 +271,8 @@ def run_optuna(loaded: LoadedSearch, ctx: TrialContext, out_dir: Path, trials: i
             raise
         trial.set_user_attr("seconds", time.time() - t0)
         progress.done(name, "completed", desc, final)
+        if recorder is not None and status_of(final, final.get("max_epochs"))[0] == "completed":
+            recorder.record(trial.number, ctx.space.to_overrides(params), final_metrics(final), desc)
         values = [float(final[k]) for k in keys]
         return values[0] if len(values) == 1 else values
 

@@ -162,6 +162,23 @@ def _progress_callback(progress: SearchProgress, ctx: TrialContext):
     return ProgressCallback()
 
 
+def _experiment_callback(recorder, ctx: TrialContext):
+    """Records each trial that completed its schedule as a DVC experiment, in the driver, one
+    at a time (Tune calls callbacks from its control loop)."""
+    from ray.tune import Callback
+
+    class ExperimentCallback(Callback):
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            result = trial.last_result or {}
+            if status_of(result, result.get("max_epochs"))[0] != "completed":
+                return
+            params = dict(trial.config or {})
+            recorder.record(trials.index(trial), ctx.space.to_overrides(params), final_metrics(result),
+                            ctx.space.describe(params))
+
+    return ExperimentCallback()
+
+
 def _error_line(error: Any) -> str:
     if error is None:
         return ""
@@ -182,7 +199,8 @@ def storage_path(loaded: LoadedSearch, out_dir: Path, storage: str | None) -> st
     return str(Path(where).resolve()) if where else str((out_dir / "ray").resolve())
 
 
-def _tuner(loaded: LoadedSearch, ctx: TrialContext, trials: int, storage: str, progress: SearchProgress):
+def _tuner(loaded: LoadedSearch, ctx: TrialContext, trials: int, storage: str, progress: SearchProgress,
+           recorder=None):
     from ray import tune
     from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
 
@@ -218,15 +236,16 @@ def _tuner(loaded: LoadedSearch, ctx: TrialContext, trials: int, storage: str, p
         # lag behind a trial's newest checkpoint, and a resume after a SIGKILL must find the one
         # the snapshot names. prune_checkpoints() keeps only the newest once the search ends.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-        callbacks=[_progress_callback(progress, ctx)],
+        callbacks=[_progress_callback(progress, ctx)] + ([_experiment_callback(recorder, ctx)] if recorder else []),
     )
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config), trainable
 
 
 def run_ray(loaded: LoadedSearch, ctx: TrialContext, out_dir: Path, trials: int, *, address: str | None = None,
             resume: bool = False, storage: str | None = None, overwrite: bool = False,
-            progress: SearchProgress | None = None, log=print) -> list[TrialRecord]:
-    """Run (or resume) the search on Ray; return one record per trial."""
+            progress: SearchProgress | None = None, log=print, recorder=None) -> list[TrialRecord]:
+    """Run (or resume) the search on Ray; return one record per trial. ``recorder`` (a
+    :class:`~autokd.search.hparams.experiments.TrialExperiments`) records completed trials."""
     import shutil
 
     from ray import tune
@@ -254,7 +273,7 @@ def run_ray(loaded: LoadedSearch, ctx: TrialContext, out_dir: Path, trials: int,
                     raise SearchError(f"{exp} holds an earlier search: pass --resume to continue it, "
                                       "or --overwrite to start again")
                 shutil.rmtree(exp)
-            tuner, _ = _tuner(loaded, ctx, trials, store, progress)
+            tuner, _ = _tuner(loaded, ctx, trials, store, progress, recorder)
         grid = tuner.fit()
         if local:
             prune_checkpoints(Path(exp))

@@ -34,7 +34,7 @@ from autokd.search.hparams.objectives import OBJECTIVES
 from autokd.utils.io import atomic_write_json, atomic_write_text
 
 STATUSES = ("completed", "stopped", "failed", "running")
-FINAL_KEYS = ("val_accuracy", "test_accuracy", "val_loss", "train_loss", "params", "flops", "latency_ms",
+FINAL_KEYS = ("val_accuracy", "test_accuracy", "test_nll", "test_ece", "val_loss", "train_loss", "params", "flops", "latency_ms",
               "teacher_calls", "train_seconds")
 
 
@@ -59,6 +59,7 @@ class TrialRecord:
     finished_at: float | None = None  # unix time of the trial's last result
     resumed_from: int = 0  # epochs restored from a checkpoint (retried or resumed trials)
     lineage: dict[str, Any] = field(default_factory=dict)
+    experiment: str = ""  # the DVC experiment recording this trial (completed trials in a DVC repo)
 
 
 def _num(v: Any) -> Any:
@@ -116,6 +117,7 @@ def _flat_row(r: TrialRecord, objectives: dict[str, str]) -> dict[str, Any]:
     row["resumed_from"] = r.resumed_from
     row["node"] = r.node
     row["nodes"] = " ".join(r.nodes)
+    row["experiment"] = r.experiment
     for k, v in r.params.items():
         row[f"param:{k}"] = v
     row["patch"] = json.dumps(r.patch, sort_keys=True)

@@ -45,8 +45,9 @@ def output_dir(name: str, out_dir: str | Path | None, base_dir: str | Path | Non
     return (Path(base_dir) if base_dir else Path.cwd()).resolve() / "searches" / name
 
 
-def prepare_context(loaded, log=print):
-    """The trial context: the pipeline validated with ``fixed``, inputs made once."""
+def prepare_context(loaded, log=print, evaluate_test: bool = True):
+    """The trial context: the pipeline validated with ``fixed``, inputs made once (``evaluate_test``:
+    see :attr:`~autokd.search.hparams.trial.TrialContext.evaluate_test`)."""
     from autokd.search.hparams.inputs import ensure_inputs
     from autokd.search.hparams.space import Space
     from autokd.search.hparams.trial import TrialContext
@@ -60,7 +61,7 @@ def prepare_context(loaded, log=print):
     space = Space.from_loaded(loaded)
     ctx = TrialContext(search=spec.name, base=loaded.base, pipeline_file=str(loaded.pipeline_file),
                        root=str(loaded.root), space=space, objectives=dict(spec.objectives),
-                       cpus=spec.budget.resources.cpu, inputs=inputs)
+                       cpus=spec.budget.resources.cpu, inputs=inputs, evaluate_test=evaluate_test)
     return ctx
 
 
@@ -105,12 +106,15 @@ def run_search(spec_path: str | Path, *, trials: int | None = None, address: str
                resume: bool = False, apply: bool = False, backend: str = "ray", storage: str | None = None,
                out_dir: str | Path | None = None, base_dir: str | Path | None = None, overwrite: bool = False,
                live: bool | None = None, log: Callable[[str], None] = print,
-               progress=None) -> SearchOutcome:
+               progress=None, evaluate_test: bool = True, record_experiments: bool | None = None) -> SearchOutcome:
     """Run the search described by ``spec_path`` and write ``searches/<name>/``.
 
     ``progress`` (a :class:`~autokd.search.hparams.progress.SearchProgress`) receives every
     epoch's result and every finished trial; by default one is made (a live table on a
-    terminal, a line per finished trial otherwise)."""
+    terminal, a line per finished trial otherwise). ``evaluate_test=False``: trials never read the
+    test split (no ``test_accuracy`` in the records). ``record_experiments`` (default: the
+    spec's ``record_experiments``, off with ``evaluate_test=False``) records each completed trial as
+    a DVC experiment (:mod:`autokd.search.hparams.experiments`)."""
     from autokd.search.hparams.progress import SearchProgress
     from autokd.search.hparams.results import apply_best
     from autokd.search.hparams.spec import load_search_spec
@@ -124,7 +128,7 @@ def run_search(spec_path: str | Path, *, trials: int | None = None, address: str
     spec = loaded.spec
     out = output_dir(spec.name, out_dir, base_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ctx = prepare_context(loaded, log=log)
+    ctx = prepare_context(loaded, log=log, evaluate_test=evaluate_test)
     n = trials or spec.budget.trials
     if spec.sampler_type == "grid":
         if trials and trials != ctx.space.grid_size():
@@ -136,15 +140,25 @@ def run_search(spec_path: str | Path, *, trials: int | None = None, address: str
         progress = SearchProgress(n, primary_key=OBJECTIVES[next(iter(spec.objectives))].key, live=live, echo=log)
     log(f"[search] {spec.name}: {n} trials of {loaded.pipeline_file.name} on {backend} "
         f"(sampler {spec.sampler_type}, scheduler {spec.scheduler_type}), root {ctx.root}, outputs {out}")
+    from autokd.search.hparams.experiments import TrialExperiments
+
+    if record_experiments is None:  # trials that never see the test split have no metrics to record
+        record_experiments = spec.record_experiments and evaluate_test
+    recorder = TrialExperiments.open(spec.name, loaded.pipeline_file, ctx.root, enabled=record_experiments, log=log)
     records = run(loaded, ctx, out, n, address=address, resume=resume, storage=storage, overwrite=overwrite,
-                  progress=progress, log=log)
+                  progress=progress, log=log, recorder=recorder)
+    if recorder is not None:
+        recorder.finish(records)
     best, files = write_results(out, loaded, ctx, records, str(spec_path))
     outcome = SearchOutcome(out_dir=out, records=records, best=best, files=files)
     counts = ", ".join(f"{v} {k}" for k, v in sorted(outcome.counts().items()))
     log(f"[search] done: {len(records)} trials ({counts}); wrote {', '.join(files)} to {out}")
+    if recorder is not None:
+        log(recorder.summary())
     if best is not None:
-        log(f"[search] best: trial {best.trial} val accuracy {best.final.get('val_accuracy', float('nan')):.4f}, "
-            f"test accuracy {best.final.get('test_accuracy', float('nan')):.4f}: {ctx.space.describe(best.params)}")
+        test = f", test accuracy {best.final['test_accuracy']:.4f}" if "test_accuracy" in best.final else ""
+        log(f"[search] best: trial {best.trial} val accuracy {best.final.get('val_accuracy', float('nan')):.4f}"
+            f"{test}: {ctx.space.describe(best.params)}")
     if apply:
         if best is None:
             log("[search] nothing to apply: no trial completed its schedule")

@@ -166,6 +166,9 @@ class SearchSpec(Strict):
     storage: str | None = Field(
         None, description="Ray results path or URI (default searches/<name>/ray); multi-node needs a shared one"
     )
+    record_experiments: bool = Field(
+        True, description="record each completed trial as a DVC experiment <name>-t<NNN> (`dvc exp show`)"
+    )
 
     @property
     def multi_objective(self) -> bool:

@@ -68,6 +68,9 @@ class TrialContext:
     objectives: dict[str, str]
     cpus: float
     inputs: Inputs
+    #: report the test accuracy beside the validation metrics; False: the trial never reads the
+    #: test split (the tuned method comparison selects on validation only)
+    evaluate_test: bool = True
 
 
 def trial_spec(params: dict[str, Any], ctx: TrialContext):
@@ -106,7 +109,7 @@ def run_trial(params: dict[str, Any], ctx: TrialContext, reporter: Reporter) -> 
     import torch
 
     from autokd.data.prepare import load_prepared
-    from autokd.evaluate.metrics import accuracy, predict_logits
+    from autokd.evaluate.metrics import predict_logits
     from autokd.stages import Layout, distill_extra, role_fingerprint
     from autokd.train.device import resolve_device, use_amp
     from autokd.train.trainer import NonFiniteLossError, train
@@ -131,10 +134,11 @@ def run_trial(params: dict[str, Any], ctx: TrialContext, reporter: Reporter) -> 
     replayed: list[dict[str, float]] = []  # epochs restored from a checkpoint (a resumed trial)
 
     def on_epoch(rec: dict[str, float], epoch: int) -> None:
-        test_logits = predict_logits(model, data.test.x, device)
+        test = _test_metrics(predict_logits(model, data.test.x, device).cpu(), data.test.y,
+                             spec.evaluate.ece_bins) if ctx.evaluate_test else {}
         # seconds spent in training epochs (restored epochs included), without start-up costs
         before = last["train_seconds"] if last else sum(r.get("seconds", 0.0) for r in replayed)
-        metrics = {**rec, "test_accuracy": accuracy(test_logits.cpu(), data.test.y), **static,
+        metrics = {**rec, **test, **static,
                    "teacher_calls": objective.teacher_calls, "resumed_from": len(replayed),
                    "train_seconds": before + rec.get("seconds", 0.0)}
         metrics["epoch"] = int(rec["epoch"])
@@ -149,6 +153,14 @@ def run_trial(params: dict[str, Any], ctx: TrialContext, reporter: Reporter) -> 
     except NonFiniteLossError as exc:
         raise TrialFailed(str(exc), epoch=exc.epoch + 1, metrics=last or static) from None
     return dict(last)
+
+
+def _test_metrics(logits, y, ece_bins: int) -> dict[str, float]:
+    """Test accuracy, NLL and ECE exactly as the evaluate stage computes them (a trial's DVC
+    experiment records them under the stage's keys)."""
+    from autokd.evaluate.metrics import accuracy, ece, nll
+
+    return {"test_accuracy": accuracy(logits, y), "test_nll": nll(logits, y), "test_ece": ece(logits, y, ece_bins)}
 
 
 def _record_node(ckpt_dir: Path, node: str) -> list[str]:

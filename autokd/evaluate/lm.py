@@ -1,0 +1,140 @@
+"""Language-model evaluation: what a distilled LM is worth, beside its teacher.
+
+- ``nll`` (mean next-token NLL in nats), ``perplexity`` = exp(nll), and ``bits_per_byte`` =
+  nll / ln 2 / (UTF-8 bytes per token of the split): comparable across tokenizers;
+- ``top1_agreement`` (student argmax = teacher argmax, per position) and ``kl_to_teacher``
+  (KL(p_teacher ‖ q_student) per token, T = 1) on the same windows;
+- ``teacher_nll_of_samples``: the teacher's mean NLL of the student's own sampled
+  continuations (how plausible the student's text is to the teacher: on-policy quality);
+- ``rouge_l``: ROUGE-L F1 (Google's ``rouge-score``, whitespace-separated words) of the
+  student's greedy continuations against the teacher's, from the same prompts;
+- ``tokens_per_s_b1`` / ``tokens_per_s_b32``: greedy generation with the KV cache, one thread
+  (wall time: these live in the uncached metrics file only); ``params``.
+
+Prompts are the first ``prompt_tokens`` of evenly spaced test windows; sampling uses a seeded
+generator, so everything but the speeds is the same on every run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from autokd.data.prepare import Split
+from autokd.evaluate.timing import torch_threads
+from autokd.models import count_params
+
+
+@torch.no_grad()
+def _logits_batches(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int):
+    model.eval().to(device)
+    for start in range(0, len(x), batch_size):
+        yield start, model(x[start:start + batch_size].to(device)).float()
+
+
+@torch.no_grad()
+def teacher_agreement(student: nn.Module, teacher: nn.Module, split: Split, device: torch.device,
+                      batch_size: int = 32) -> dict[str, float]:
+    """Student NLL, top-1 agreement with the teacher and KL(teacher ‖ student) per token."""
+    nll = agree = kl = 0.0
+    count = 0
+    teacher.eval().to(device)
+    for start, s_logits in _logits_batches(student, split.x, device, batch_size):
+        y = split.y[start:start + batch_size].to(device)
+        t_logits = teacher(split.x[start:start + batch_size].to(device)).float()
+        v = s_logits.shape[-1]
+        nll += F.cross_entropy(s_logits.reshape(-1, v), y.reshape(-1), reduction="sum").item()
+        agree += (s_logits.argmax(-1) == t_logits.argmax(-1)).sum().item()
+        log_q, log_p = F.log_softmax(s_logits, -1), F.log_softmax(t_logits, -1)
+        kl += F.kl_div(log_q, log_p, reduction="sum", log_target=True).item()
+        count += y.numel()
+    return {"nll": nll / count, "top1_agreement": agree / count, "kl_to_teacher": kl / count}
+
+
+def prompts_from(split: Split, n: int, prompt_tokens: int) -> torch.Tensor:
+    """The first ``prompt_tokens`` of ``n`` evenly spaced windows (all of them if fewer)."""
+    rows = torch.linspace(0, len(split) - 1, steps=min(n, len(split))).round().long().unique()
+    return split.x[rows, :prompt_tokens]
+
+
+@torch.no_grad()
+def teacher_nll_of_samples(student: nn.Module, teacher: nn.Module, prompts: torch.Tensor, new_tokens: int,
+                           seed: int = 0) -> float:
+    """The teacher's mean NLL (nats/token) of the student's sampled continuations (T = 1)."""
+    gen = torch.Generator().manual_seed(seed)
+    seqs = student.generate(prompts, new_tokens, temperature=1.0, generator=gen)
+    teacher.eval()
+    logits = teacher(seqs[:, :-1]).float()
+    p = prompts.shape[1]
+    cont = logits[:, p - 1:]
+    return F.cross_entropy(cont.reshape(-1, cont.shape[-1]), seqs[:, p:].reshape(-1)).item()
+
+
+class _Whitespace:
+    """Words are whitespace-separated (punctuation kept): the corpus is documentation and code,
+    where rouge-score's default (lower-case alphanumerics only) leaves some continuations empty."""
+
+    @staticmethod
+    def tokenize(text: str) -> list[str]:
+        return text.split()
+
+
+def rouge_l(student_texts: list[str], teacher_texts: list[str]) -> float:
+    """Mean ROUGE-L F1 of the student's texts against the teacher's (``rouge-score``, whitespace
+    words); two continuations with no words at all count as identical (1.0)."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False, tokenizer=_Whitespace())
+    scores = [1.0 if not s.split() and not t.split() else scorer.score(t, s)["rougeL"].fmeasure
+              for s, t in zip(student_texts, teacher_texts)]
+    return float(sum(scores) / len(scores)) if scores else float("nan")
+
+
+@torch.no_grad()
+def generation_speed(model: nn.Module, prompts: torch.Tensor, batch: int, new_tokens: int,
+                     threads: int = 1) -> float:
+    """Generated tokens per second (greedy, KV cache) at ``batch`` sequences, ``threads`` CPU threads."""
+    rows = prompts[torch.arange(batch) % len(prompts)]
+    with torch_threads(threads):
+        model.generate(rows[:, :4], 2)  # warm-up
+        t0 = time.perf_counter()
+        model.generate(rows, new_tokens)
+        seconds = time.perf_counter() - t0
+    return batch * new_tokens / seconds
+
+
+def lm_metrics(student: nn.Module, teacher: nn.Module | None, split: Split, *, bytes_per_token: float,
+               tokenizer: Any = None, device: torch.device = torch.device("cpu"), prompts: int = 50,
+               prompt_tokens: int = 16, new_tokens: int = 32, seed: int = 0, speed: bool = True) -> dict[str, float]:
+    """Every metric in the module doc (the teacher-relative ones when ``teacher`` is given)."""
+    student.eval().to(device)
+    out: dict[str, float] = {"params": float(count_params(student))}
+    if teacher is not None:
+        out.update(teacher_agreement(student, teacher, split, device))
+    else:
+        nll = count = 0.0
+        for start, logits in _logits_batches(student, split.x, device, 32):
+            y = split.y[start:start + 32].to(device)
+            nll += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum").item()
+            count += y.numel()
+        out["nll"] = nll / count
+    out["perplexity"] = math.exp(out["nll"])
+    out["bits_per_byte"] = out["nll"] / math.log(2) / bytes_per_token
+    room = student.context - prompt_tokens
+    new_tokens = max(1, min(new_tokens, room))
+    p = prompts_from(split, prompts, prompt_tokens).to(device)
+    if teacher is not None:
+        out["teacher_nll_of_samples"] = teacher_nll_of_samples(student, teacher, p, new_tokens, seed)
+        if tokenizer is not None:
+            s_greedy = student.generate(p, new_tokens)[:, prompt_tokens:]
+            t_greedy = teacher.generate(p, new_tokens)[:, prompt_tokens:]
+            out["rouge_l"] = rouge_l(tokenizer.decode_batch(s_greedy.tolist()), tokenizer.decode_batch(t_greedy.tolist()))
+    if speed:
+        out["tokens_per_s_b1"] = generation_speed(student, p, 1, new_tokens)
+        out["tokens_per_s_b32"] = generation_speed(student, p, 32, new_tokens)
+    return out

@@ -1,0 +1,165 @@
+"""Schemas of language-model distillation: the text data (corpus, split, tokenizer, context) and the
+LM pipeline (``task: lm``: teacher, student, token-level objective, representation term, evaluation)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, PositiveInt, model_validator
+
+from autokd.spec.base import Strict
+from autokd.spec.pipeline import ModelSpec, RoleSpec, RuntimeSpec, TrainSpec
+
+
+class TokenizerSpec(Strict):
+    """A byte-level BPE trained on the training split in ``prepare``, or a user's tokenizer file."""
+
+    kind: Literal["bpe", "file"] = Field("bpe", description="bpe: train one in prepare; file: a tokenizer.json")
+    vocab_size: int = Field(1024, ge=260, le=1_000_000,
+                            description="BPE vocabulary size (256 byte tokens, the end-of-text token, merges)")
+    path: str | None = Field(None, description="kind: file — a tokenizer.json, or a folder holding one "
+                             "(e.g. a local Hugging Face model folder)")
+    min_frequency: PositiveInt = Field(2, description="BPE: a pair seen fewer times is not merged")
+
+    @model_validator(mode="after")
+    def _path_for_file(self) -> "TokenizerSpec":
+        if self.kind == "file" and not self.path:
+            raise ValueError("tokenizer.kind 'file' needs tokenizer.path")
+        if self.kind == "bpe" and self.path:
+            raise ValueError("tokenizer.path is for kind 'file' (a BPE tokenizer is trained in prepare)")
+        return self
+
+
+class TextDataSpec(Strict):
+    """Where the text comes from, how documents are split, and the window length.
+
+    Documents are split deterministically by their position in a fixed order (files sorted by
+    path, ``.jsonl`` lines in file order, the embedded corpus in ``block_chars`` blocks): document
+    ``i`` goes to validation when ``i % holdout_every == holdout_every - 1``, to test when
+    ``i % holdout_every == holdout_every - 2``, to training otherwise.
+    """
+
+    source: Literal["pydoc_topics", "files"] = Field(
+        "pydoc_topics", description="pydoc_topics: CPython's pydoc_data.topics (ships with Python); files: path")
+    path: str | None = Field(None, description="files: a .txt/.md/.jsonl file or a folder of them "
+                             "(relative to the working directory)")
+    text_field: str = Field("text", min_length=1, description=".jsonl: the field holding each document's text")
+    block_chars: PositiveInt = Field(4096, description="pydoc_topics: characters per document block")
+    holdout_every: int = Field(10, ge=3, description="every n-th document to validation, the one before it to test")
+    context: int = Field(128, ge=2, description="tokens per training window (the model's context)")
+    max_documents: PositiveInt | None = Field(None, description="keep the first n documents (quick runs)")
+    tokenizer: TokenizerSpec = Field(default_factory=TokenizerSpec)
+
+    @model_validator(mode="after")
+    def _path_for_files(self) -> "TextDataSpec":
+        if self.source == "files" and not self.path:
+            raise ValueError("data.source 'files' needs data.path")
+        if self.source == "pydoc_topics" and self.path:
+            raise ValueError("data.path is for source 'files'")
+        return self
+
+
+# ----------------------------------------------------------------------------- the LM pipeline
+
+
+def _teacher_role() -> RoleSpec:
+    return RoleSpec(model=ModelSpec(name="decoder", params={"layers": 4, "width": 256, "heads": 4}),
+                    train=TrainSpec(epochs=5, batch_size=16, lr=2e-3, weight_decay=0.01, warmup_epochs=0))
+
+
+def _student_role() -> RoleSpec:
+    return RoleSpec(model=ModelSpec(name="decoder", params={"layers": 2, "width": 128, "heads": 4}),
+                    train=TrainSpec(epochs=6, batch_size=16, lr=3e-3, weight_decay=0.01, warmup_epochs=0))
+
+
+class LayerMapSpec(Strict):
+    """Which student layer learns from which teacher layer (``autokd.losses.layer_map``)."""
+
+    kind: Literal["uniform", "last", "explicit"] = "uniform"
+    pairs: list[tuple[int, int]] = Field(default_factory=list, description="explicit: [[student, teacher], …], "
+                                         "layers 1…L (0 = embeddings, hidden states only)")
+
+    @model_validator(mode="after")
+    def _pairs_for_explicit(self) -> "LayerMapSpec":
+        if (self.kind == "explicit") != bool(self.pairs):
+            raise ValueError("layer_map.pairs is given exactly when layer_map.kind is 'explicit'")
+        return self
+
+
+class RepresentationSpec(Strict):
+    """A representation-transfer term added to the objective with ``weight``.
+
+    ``features`` are name patterns whose ``{}`` is a block index (0-based) filled in by the
+    layer map — ``block{}`` (hidden states), ``blocks.{}.attn.probs`` (attention),
+    ``blocks.{}.attn.q`` / ``.k`` / ``.v`` (MiniLM relations) — or a name without ``{}`` used as
+    is (``layers``: every layer stacked, for ``ckd_ltr``)."""
+
+    method: str = Field("hidden_mse", description="hidden_mse, hidden_cos, attn_kl, minilm, ckd_wr, ckd_ltr")
+    params: dict[str, Any] = Field(default_factory=dict, description="the method's own parameters")
+    weight: float = Field(1.0, ge=0, description="weight of the term, beside (1 - alpha)·CE + alpha·D")
+    features: list[str] = Field(default_factory=lambda: ["block{}"], min_length=1)
+    layer_map: LayerMapSpec = Field(default_factory=LayerMapSpec)
+
+
+class SequenceSpec(Strict):
+    """Sequence-level and on-policy distillation beside the token-level term.
+
+    * ``seqkd`` (Kim & Rush 2016): the teacher continues each training window's first
+      ``prompt_tokens`` (greedy, or sampled at ``temperature``) once, in its own stage (a DVC
+      output); the student's sequence term is the NLL of those continuations. The hybrid
+      objective mixes the two: ``(1 − g)·D_token + g·D_seq``, ``g`` fixed (``weight``) or learned
+      (``gate: learned``, g = σ(θ) trained with the student, started at ``weight``).
+    * ``on_policy`` (GKD, Agarwal et al. 2024): with probability ``lmbda`` a batch's continuations
+      are the student's own samples (at ``temperature``), scored token by token by the live
+      teacher with the token-level divergence; other batches train as usual.
+    """
+
+    mode: Literal["seqkd", "on_policy"] = "seqkd"
+    prompt_tokens: PositiveInt = Field(16, description="tokens of each window kept as the prompt")
+    sampling: Literal["greedy", "sample"] = Field("greedy", description="seqkd: how the teacher continues")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature (seqkd 'sample', on_policy)")
+    weight: float = Field(0.5, ge=0, le=1, description="seqkd: g, the sequence term's share (1 = sequence only)")
+    gate: Literal["fixed", "learned"] = Field("fixed", description="seqkd: g fixed at weight, or learned")
+    lmbda: float = Field(0.5, ge=0, le=1, description="on_policy: probability a batch is the student's samples")
+
+
+class LMDistillSpec(Strict):
+    """L = (1 − alpha)·CE + alpha·D_token (+ weight·R, a representation term)."""
+
+    method: str = Field("fkl", description="a token-level divergence: fkl, rkl, jsd, tvd, skl, srkl, akl")
+    temperature: float | None = Field(None, gt=0, description="T of both distributions; absent = the method's (1)")
+    alpha: float = Field(0.5, ge=0, le=1, description="weight of the token-level distillation term")
+    params: dict[str, Any] = Field(default_factory=dict, description="the method's own parameters (beta, alpha, mu)")
+    teacher_outputs: Literal["cache", "live"] = Field(
+        "cache", description="cache: the teacher's top-k per token, written once (a representation term runs "
+        "the teacher live)")
+    top_k: PositiveInt = Field(32, description="tokens kept per position in the teacher cache (≥ vocab: all)")
+    representation: RepresentationSpec | None = None
+    sequence: SequenceSpec | None = None
+
+
+class LMEvaluateSpec(Strict):
+    """Evaluation knobs (test split)."""
+
+    prompts: PositiveInt = Field(50, description="prompts for generation metrics (ROUGE-L, teacher NLL of samples)")
+    prompt_tokens: PositiveInt = 16
+    new_tokens: PositiveInt = 32
+    speed: bool = Field(True, description="measure generation tokens/s at batch 1 and 32")
+
+
+class LMPipelineSpec(Strict):
+    """A language-model distillation pipeline (``task: lm``)."""
+
+    task: Literal["lm"] = "lm"
+    name: str = "lm"
+    data: TextDataSpec = Field(default_factory=TextDataSpec)
+    teacher: RoleSpec = Field(default_factory=_teacher_role)
+    student: RoleSpec = Field(default_factory=_student_role)
+    distill: LMDistillSpec = Field(default_factory=LMDistillSpec)
+    evaluate: LMEvaluateSpec = Field(default_factory=LMEvaluateSpec)
+    runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
+
+
+def is_lm_spec(data: Any) -> bool:
+    """Whether a loaded YAML document is a language-model pipeline (``task: lm``)."""
+    return isinstance(data, dict) and data.get("task") == "lm"

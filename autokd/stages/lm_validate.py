@@ -1,0 +1,140 @@
+"""Validation of a language-model pipeline spec (``task: lm``) against the registries.
+
+Pass 1 is the schema (:class:`autokd.spec.lm.LMPipelineSpec`); pass 2 here: both models are
+registered language-model families with valid parameters, the method is a token-level
+divergence with valid parameters and the one temperature rule (``distill.temperature`` goes to
+the method's ``temperature``), a representation term names a language-model feature or
+relation method, and a ``files`` corpus or a tokenizer file exists. Feature names are checked
+against the built models when the objective is built (:mod:`autokd.stages.lm`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from autokd.spec.base import params_issues, validate_document
+from autokd.spec.document import read_document
+from autokd.spec.errors import SpecIssue, unknown_name_issue
+from autokd.spec.lm import LMDistillSpec, LMPipelineSpec
+
+
+def lm_model_issues(name: str, params: dict[str, Any], loc: tuple) -> list[SpecIssue]:
+    from autokd.models import MODELS
+
+    lms = sorted(n for n, f in MODELS.items() if f.task == "lm")
+    if name not in MODELS:
+        return [unknown_name_issue(loc + ("name",), name, lms, "a language-model family")]
+    if MODELS[name].task != "lm":
+        return [SpecIssue(loc + ("name",), expected=f"a language-model family ({', '.join(lms)})", found=name)]
+    return params_issues(MODELS[name].params, params, loc + ("params",))
+
+
+def lm_method_params(distill: LMDistillSpec) -> dict[str, Any]:
+    """The token loss's keyword arguments: ``distill.params`` plus the temperature when given."""
+    params = dict(distill.params)
+    if distill.temperature is not None:
+        params["temperature"] = distill.temperature
+    return params
+
+
+def effective_lm_distill(distill: LMDistillSpec) -> dict[str, Any]:
+    """The distillation recipe with every default filled in (fingerprints and lineage)."""
+    from autokd.losses import get_spec
+
+    out = distill.model_dump(mode="json")
+    out["params"] = get_spec(distill.method).params(**lm_method_params(distill)).model_dump(mode="json")
+    out.pop("temperature")
+    if distill.representation is not None:
+        rep = distill.representation
+        out["representation"]["params"] = get_spec(rep.method).params(**rep.params).model_dump(mode="json")
+    return out
+
+
+def _method_issues(method: str, params: dict, loc: tuple, kinds: tuple[str, ...], what: str) -> list[SpecIssue]:
+    from autokd.losses import available, get_spec
+
+    names = [n for n in available() if get_spec(n).task == "lm" and get_spec(n).kind in kinds]
+    if method not in names:
+        return [unknown_name_issue(loc + ("method",), method, names, what)]
+    return params_issues(get_spec(method).params, params, loc + ("params",))
+
+
+def lm_distill_issues(distill: LMDistillSpec, loc: tuple = ("distill",)) -> list[SpecIssue]:
+    issues: list[SpecIssue] = []
+    if "temperature" in distill.params:
+        issues.append(SpecIssue(loc + ("params", "temperature"), expected="no temperature here (set "
+                                "distill.temperature)", found=distill.params["temperature"]))
+    else:
+        issues += _method_issues(distill.method, lm_method_params(distill), loc, ("token",),
+                                 "a token-level divergence")
+    rep = distill.representation
+    if rep is not None:
+        issues += _method_issues(rep.method, rep.params, loc + ("representation",), ("feature", "relation"),
+                                 "a representation-transfer method")
+        for i, pattern in enumerate(rep.features):
+            if rep.method == "ckd_ltr" and "{}" in pattern:
+                issues.append(SpecIssue(loc + ("representation", "features", i), expected="a stacked-layers "
+                                        "feature without '{}' for ckd_ltr (the decoder's 'layers')", found=pattern))
+    return issues
+
+
+def vocabulary_issues(spec: LMPipelineSpec, root: Path | None) -> list[SpecIssue]:
+    """A Hugging Face model whose vocabulary is not the pipeline tokenizer's: an error naming both
+    (token-level distillation compares distributions over one vocabulary; cross-tokenizer
+    distillation is out of scope)."""
+    from autokd.models.hf import folder_config
+
+    tok = spec.data.tokenizer
+    size, where = tok.vocab_size, f"data.tokenizer.vocab_size ({tok.vocab_size})"
+    if tok.kind == "file" and tok.path:
+        from autokd.data.readers.base import DataReadError
+        from autokd.data.text.tokenizer import load_tokenizer
+
+        try:
+            size = load_tokenizer(tok.path, root or Path.cwd()).get_vocab_size(with_added_tokens=True)
+        except DataReadError:
+            return []  # reported by the path check
+        where = f"the tokenizer at {tok.path} ({size})"
+    issues = []
+    for role in ("teacher", "student"):
+        model = getattr(spec, role).model
+        if model.name != "hf_causal_lm" or not isinstance(model.params.get("path"), str):
+            continue
+        base = root or Path.cwd()
+        path = Path(model.params["path"])
+        try:
+            vocab = folder_config(path if path.is_absolute() else base / path).get("vocab_size")
+        except ValueError as exc:
+            issues.append(SpecIssue((role, "model", "params", "path"), expected="a Hugging Face model folder",
+                                    found=model.params["path"], hint=str(exc)))
+            continue
+        if vocab != size:
+            issues.append(SpecIssue((role, "model", "params", "path"), expected=f"a model whose vocabulary is "
+                                    f"{where}", found=f"{model.params['path']} with {vocab} tokens (config.json)"))
+    return issues
+
+
+def lm_registry_issues(spec: LMPipelineSpec, root: Path | None = None, check_paths: bool = True) -> list[SpecIssue]:
+    issues: list[SpecIssue] = []
+    for role in ("teacher", "student"):
+        r = getattr(spec, role)
+        issues += lm_model_issues(r.model.name, r.model.params, (role, "model"))
+    issues += lm_distill_issues(spec.distill)
+    if check_paths:
+        issues += vocabulary_issues(spec, root)
+    if check_paths:
+        base = root or Path.cwd()
+        for loc, value in ((("data", "path"), spec.data.path), (("data", "tokenizer", "path"), spec.data.tokenizer.path)):
+            if value and not (Path(value) if Path(value).is_absolute() else base / value).exists():
+                issues.append(SpecIssue(loc, expected="an existing file or folder (relative to the working "
+                                        "directory)", found=value))
+    return issues
+
+
+def load_lm_spec(path: str | Path, overrides: Mapping[str, Any] | None = None, root: str | Path | None = None,
+                 check_paths: bool = True) -> LMPipelineSpec:
+    """Load, override and validate a language-model pipeline spec file."""
+    data, text = read_document(path, overrides)
+    return validate_document(LMPipelineSpec, data, file=str(path), text=text,
+                             checks=lambda s: lm_registry_issues(s, Path(root) if root else None, check_paths))

@@ -1,0 +1,164 @@
+"""Language models on the one training loop: labels-only, token KD from the top-k cache, resume."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from autokd.data.text.prepare import prepare_text
+from autokd.models import build_model
+from autokd.spec.lm import TextDataSpec
+from autokd.spec.pipeline import TrainSpec
+from autokd.train.distill import DistillObjective
+from autokd.train.topk_cache import compute_topk, load_topk, save_topk
+from autokd.train.trainer import CrossEntropyObjective, evaluate_split, train
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def text(tmp_path_factory):
+    spec = TextDataSpec(tokenizer={"vocab_size": 320}, context=32, max_documents=12, holdout_every=4)
+    return prepare_text(spec, tmp_path_factory.mktemp("text"))
+
+
+def _lm(text, width, layers, seed=0):
+    torch.manual_seed(seed)
+    return build_model("decoder", {"width": width, "layers": layers, "heads": 2}, (text.context,), text.vocab_size)
+
+
+def _cfg(**kw):
+    return TrainSpec(epochs=kw.pop("epochs", 2), batch_size=16, lr=3e-3, weight_decay=0.0, **kw)
+
+
+@pytest.fixture(scope="module")
+def teacher(text):
+    model = _lm(text, 32, 2)
+    train(model, text.split("train"), text.split("val"), _cfg(epochs=3), CrossEntropyObjective(), device=CPU,
+          progress=False)
+    return model
+
+
+def test_labels_only_lm_learns(text, teacher):
+    untrained = evaluate_split(_lm(text, 32, 2, seed=1), text.split("val"), CPU)
+    trained = evaluate_split(teacher, text.split("val"), CPU)
+    assert untrained["loss"] == pytest.approx(torch.log(torch.tensor(float(text.vocab_size))).item(), rel=0.05)
+    assert trained["loss"] < untrained["loss"] - 0.5  # perplexity well below the vocabulary size
+
+
+def test_topk_cache_round_trip_and_bytes_per_token(text, teacher, tmp_path):
+    x = text.split("train").x
+    cache = compute_topk(teacher, x, 8, 1.0, CPU, text.sha256, "t" * 64)
+    assert cache.logprobs.shape == (len(x), text.context, 8) and cache.indices.dtype == torch.int16
+    assert cache.bytes_per_token == 8 * 2 + 8 * 2 + 2
+    save_topk(tmp_path / "c.safetensors", cache)
+    back = load_topk(tmp_path / "c.safetensors")
+    assert torch.equal(back.logprobs, cache.logprobs) and torch.equal(back.indices, cache.indices)
+    assert torch.equal(back.tail, cache.tail) and back.temperature == 1.0 and back.teacher_sha256 == "t" * 64
+    # the top-k probabilities and the tail add up to one
+    total = back.logprobs.float().exp().sum(-1) + back.tail.float().exp()
+    torch.testing.assert_close(total, torch.ones_like(total), atol=5e-3, rtol=0)
+    sparse = back.lookup(torch.tensor([0, 2]))
+    assert sparse.logprobs.dtype == torch.float32 and sparse.shape == (2, text.context)
+
+
+def test_token_kd_from_cache_trains_and_resumes_bit_identically(text, teacher, tmp_path):
+    cache = compute_topk(teacher, text.split("train").x, 16, 1.0, CPU, text.sha256, "t" * 64)
+
+    def run(epochs, ckpt, seed=3):
+        student = _lm(text, 16, 1, seed=seed)
+        objective = DistillObjective("fkl", {}, alpha=0.5, cache=cache)
+        result = train(student, text.split("train"), text.split("val"), _cfg(epochs=epochs), objective, device=CPU,
+                       checkpoint_dir=ckpt, run_fingerprint="lm-test", progress=False)
+        return student, result, objective
+
+    full, res_full, obj = run(2, tmp_path / "a")
+    assert obj.teacher_calls == 0  # the cache, never the teacher
+    assert res_full.history[-1]["val_loss"] < res_full.history[0]["val_loss"]
+    run(1, tmp_path / "b")  # "crash" after epoch 1: the checkpoint holds it
+    resumed, res_resumed, _ = run(2, tmp_path / "b")
+    assert res_resumed.resumed_from == 1
+    assert res_resumed.history == res_full.history
+    for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_live_teacher_and_cached_dense_agree_at_full_k(text, teacher):
+    batch_x = text.split("train").x[:4]
+    cache = compute_topk(teacher, batch_x, text.vocab_size, 2.0, CPU, text.sha256, "t")
+    from autokd.data.batches import Batch
+    from autokd.losses import create
+
+    student = _lm(text, 16, 1, seed=4)
+    batch = Batch(batch_x, text.split("train").y[:4], torch.arange(4))
+    live = DistillObjective("jsd", {"temperature": 2.0}, alpha=1.0, teacher=teacher)
+    cached = DistillObjective("jsd", {"temperature": 2.0}, alpha=1.0, cache=cache)
+    a, _, _ = live(student, batch)
+    b, _, _ = cached(student, batch)
+    assert a.item() == pytest.approx(b.item(), rel=2e-3)  # fp16 storage of the cached log-probs
+    assert create("jsd").__class__.__name__ == "GeneralizedJSD"
+
+
+def test_lm_metrics(text, teacher):
+    from autokd.evaluate.lm import lm_metrics, rouge_l
+
+    student = _lm(text, 16, 1, seed=5)
+    test = text.split("test")
+    m = lm_metrics(student, teacher, test, bytes_per_token=text.meta["bytes_per_token"]["test"],
+                   tokenizer=text.tokenizer(), prompts=8, prompt_tokens=8, new_tokens=8, speed=False)
+    assert m["perplexity"] == pytest.approx(torch.exp(torch.tensor(m["nll"])).item(), rel=1e-6)
+    assert m["bits_per_byte"] == pytest.approx(m["nll"] / 0.6931471805599453 / text.meta["bytes_per_token"]["test"])
+    assert 0.0 <= m["top1_agreement"] <= 1.0 and m["kl_to_teacher"] > 0 and 0.0 <= m["rouge_l"] <= 1.0
+    same = lm_metrics(teacher, teacher, test, bytes_per_token=1.0, tokenizer=text.tokenizer(), prompts=8,
+                      prompt_tokens=8, new_tokens=8, speed=False)
+    assert same["top1_agreement"] == 1.0 and same["kl_to_teacher"] == pytest.approx(0.0, abs=1e-6)
+    assert same["rouge_l"] == 1.0  # greedy continuations of one model are identical
+    assert rouge_l(["a b c d"], ["a c d e"]) == pytest.approx(0.75)  # LCS 3 of 4 and 4
+
+
+@pytest.mark.parametrize("gate", ["fixed", "learned"])
+def test_sequence_level_hybrid_objective(text, teacher, gate):
+    from autokd.data.batches import Batch
+    from autokd.spec.lm import SequenceSpec
+    from autokd.train.lm_objective import LMDistillObjective
+    from autokd.train.sequence import teacher_generations
+
+    x = text.split("train").x
+    gens = teacher_generations(teacher, x[:6], 8, 0.0, 0, CPU)
+    assert gens.shape == (6, text.context + 1) and torch.equal(gens[:, :8].long(), x[:6, :8])
+    # greedy continuations are the teacher's argmax given the prefix
+    logits = teacher(gens[:1, :-1].long())
+    assert torch.equal(logits[0, 7:].argmax(-1), gens[0, 8:].long())
+    seq = SequenceSpec(mode="seqkd", prompt_tokens=8, weight=0.25, gate=gate)
+    cache = compute_topk(teacher, x[:6], 8, 1.0, CPU, text.sha256, "t")
+    obj = LMDistillObjective("fkl", {}, 0.5, cache=cache, sequence=seq, generations=gens.long())
+    student = _lm(text, 16, 1, seed=6)
+    batch = Batch(x[:4], text.split("train").y[:4], torch.arange(4))
+    loss, _, parts = obj(student, batch)
+    g = 0.25
+    want = 0.5 * parts["ce"] + 0.5 * ((1 - g) * parts["token"] + g * parts["sequence"])
+    assert loss.item() == pytest.approx(want.item(), rel=1e-5)
+    if gate == "learned":
+        loss.backward()
+        assert obj.gate_logit.grad is not None and list(obj.parameters())
+
+
+def test_on_policy_batches_are_seeded_and_use_the_students_samples(text, teacher):
+    from autokd.data.batches import Batch
+    from autokd.spec.lm import SequenceSpec
+    from autokd.train.lm_objective import LMDistillObjective
+
+    seq = SequenceSpec(mode="on_policy", prompt_tokens=8, lmbda=1.0)
+    student = _lm(text, 16, 1, seed=7)
+    batch = Batch(text.split("train").x[:3], text.split("train").y[:3], torch.arange(3))
+    values = []
+    for _ in range(2):
+        obj = LMDistillObjective("rkl", {}, 0.5, teacher=teacher, sequence=seq, seed=1)
+        obj.on_epoch_start(0, 1)
+        loss, logits, parts = obj(student, batch)
+        values.append(loss.item())
+        assert "on_policy" in parts and obj.teacher_calls == 1
+    assert values[0] == values[1]  # the same (seed, epoch, step): the same samples
+    never = LMDistillObjective("rkl", {}, 0.5, teacher=teacher, sequence=seq.model_copy(update={"lmbda": 0.0}))
+    _, _, parts = never(student, batch)
+    assert "on_policy" not in parts and "token" in parts

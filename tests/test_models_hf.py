@@ -1,0 +1,87 @@
+"""Causal LMs from a local Hugging Face folder: a tiny GPT-2 the test builds and saves, offline."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import yaml
+
+transformers = pytest.importorskip("transformers")
+
+from autokd.models import ModelBuildError, build_model  # noqa: E402
+
+VOCAB, CONTEXT = 300, 32
+
+
+@pytest.fixture(scope="module")
+def hf_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny_gpt2")
+    torch.manual_seed(0)
+    cfg = transformers.GPT2Config(vocab_size=VOCAB, n_positions=CONTEXT, n_embd=16, n_layer=2, n_head=2,
+                                  bos_token_id=0, eos_token_id=0)
+    transformers.GPT2LMHeadModel(cfg).save_pretrained(folder)  # model.safetensors + config.json
+    return folder
+
+
+def test_loads_offline_with_the_lm_interface(hf_folder):
+    model = build_model("hf_causal_lm", {"path": str(hf_folder)}, (CONTEXT,), VOCAB).eval()
+    idx = torch.randint(0, VOCAB, (2, 10), generator=torch.Generator().manual_seed(1))
+    logits, feats = model(idx, return_features=True)
+    assert logits.shape == (2, 10, VOCAB) and model.num_layers == 2
+    assert set(feats) == {"embed", "block0", "block1", "layers"} and feats["layers"].shape == (2, 3, 10, 16)
+    out = model.generate(idx[:, :4], 6)
+    seq = idx[:, :4]
+    for _ in range(6):  # the cached generation equals full recomputation
+        seq = torch.cat([seq, model(seq)[:, -1].argmax(-1, keepdim=True)], dim=1)
+    assert torch.equal(out, seq)
+
+
+def test_vocabulary_context_and_pickles_are_refused(hf_folder, tmp_path):
+    with pytest.raises(ModelBuildError, match="vocabulary has 300 tokens.*tokenizer 1024"):
+        build_model("hf_causal_lm", {"path": str(hf_folder)}, (CONTEXT,), 1024)
+    with pytest.raises(ModelBuildError, match="exceeds its 32 positions"):
+        build_model("hf_causal_lm", {"path": str(hf_folder)}, (64,), VOCAB)
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    (pickled / "config.json").write_text((hf_folder / "config.json").read_text())
+    (pickled / "pytorch_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(ModelBuildError, match="no model.safetensors"):
+        build_model("hf_causal_lm", {"path": str(pickled)}, (CONTEXT,), VOCAB)
+
+
+def test_spec_names_both_vocabularies(hf_folder, tmp_path):
+    from autokd.spec.errors import SpecError
+    from autokd.stages.lm_validate import load_lm_spec
+
+    spec = {"task": "lm", "data": {"tokenizer": {"vocab_size": 512}, "context": CONTEXT},
+            "teacher": {"model": {"name": "hf_causal_lm", "params": {"path": str(hf_folder)}}}}
+    path = tmp_path / "lm.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(SpecError, match=r"teacher.model.params.path: expected a model whose vocabulary is "
+                                        r"data.tokenizer.vocab_size \(512\).*300 tokens"):
+        load_lm_spec(path)
+
+
+@pytest.mark.slow
+def test_distill_a_decoder_from_an_hf_teacher(hf_folder, tmp_path, monkeypatch):
+    """The pipeline with an HF teacher: its folder's tokenizer, fine-tuned, cached, distilled."""
+    from autokd.data.text.corpus import pydoc_documents
+    from autokd.data.text.tokenizer import train_bpe
+    from autokd.stages.lm import LM_STAGES, run_lm_stage
+
+    train_bpe(pydoc_documents(4096)[0][:8], VOCAB).save(str(hf_folder / "tokenizer.json"))
+    spec = {"task": "lm",
+            "data": {"max_documents": 12, "holdout_every": 4, "context": CONTEXT,
+                     "tokenizer": {"kind": "file", "path": str(hf_folder)}},
+            "teacher": {"model": {"name": "hf_causal_lm", "params": {"path": str(hf_folder)}},
+                        "train": {"epochs": 1, "batch_size": 16}},
+            "student": {"model": {"name": "decoder", "params": {"layers": 1, "width": 16, "heads": 2}},
+                        "train": {"epochs": 1, "batch_size": 16}},
+            "distill": {"method": "jsd", "top_k": 8},
+            "evaluate": {"prompts": 4, "prompt_tokens": 8, "new_tokens": 8, "speed": False},
+            "runtime": {"device": "cpu", "num_threads": 1}}
+    (tmp_path / "lm.yaml").write_text(yaml.safe_dump(spec))
+    monkeypatch.chdir(tmp_path)
+    for stage in LM_STAGES:
+        out = run_lm_stage(stage, "lm.yaml", "run", progress=False)
+    assert out["teacher"]["perplexity"] < VOCAB and out["student"]["perplexity"] > 1
