@@ -55,8 +55,9 @@ def prepare_context(loaded, log=print, evaluate_test: bool = True):
     from autokd.stages.validate import validate_pipeline
 
     spec = loaded.spec
+    # a relative data.path is relative to the working directory, as for `autokd validate` and `run`
     pipeline = validate_pipeline(apply_overrides(loaded.base, spec.fixed), file=str(loaded.pipeline_file),
-                                 root=loaded.root)
+                                 root=Path.cwd())
     inputs = ensure_inputs(pipeline, loaded.root, str(loaded.pipeline_file), log=log)
     space = Space.from_loaded(loaded)
     ctx = TrialContext(search=spec.name, base=loaded.base, pipeline_file=str(loaded.pipeline_file),

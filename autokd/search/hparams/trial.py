@@ -152,6 +152,8 @@ def run_trial(params: dict[str, Any], ctx: TrialContext, reporter: Reporter) -> 
               replay=replayed.append, progress=False)
     except NonFiniteLossError as exc:
         raise TrialFailed(str(exc), epoch=exc.epoch + 1, metrics=last or static) from None
+    except ValueError as exc:  # a combination the method refuses on this data (cakd strong_k >= classes)
+        raise TrialFailed(f"the trial failed: {exc}", epoch=int(last.get("epoch", 0)), metrics=last or static) from None
     return dict(last)
 
 
