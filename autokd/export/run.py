@@ -5,9 +5,11 @@ The output folder gets::
     model.safetensors | model.onnx | model.ts   the model in the chosen format
     config.json      the recipe to rebuild it with autokd (family, params, input shape, classes),
                      the input/output names and shapes, class names and input normalisation
-    manifest.json    the source artifact's manifest, byte for byte
+    source_manifest.json  the source artifact's manifest, byte for byte
     export.json      format, file hashes, source and data hashes, check figures, package versions
     MODEL_CARD.md    teacher, data, method and hyperparameters, metrics, lineage, check
+    manifest.json    the export's own lineage manifest (kind ``export``, parent: the source
+                     artifact), so ``autokd lineage graph|verify`` see it as a child of the student
 
 Each file is written atomically and holds no date, wall time or absolute path, so a DVC stage
 that runs the export gives the same bytes on a rerun (tested for every format).
@@ -24,7 +26,9 @@ from autokd.export.check import check_export
 from autokd.export.formats import FILES, FORMATS, INPUT_NAME, LOADERS, OUTPUT_NAME, WRITERS, runtime_name
 from autokd.export.source import ExportInputError, Source, open_source
 from autokd.lineage.graph import lineage_tree
-from autokd.lineage.manifest import MANIFEST, file_sha256, package_versions
+from autokd.lineage.manifest import MANIFEST, file_sha256, package_versions, write_manifest
+
+SOURCE_MANIFEST = "source_manifest.json"
 from autokd.models.registry import count_params
 from autokd.utils.io import atomic_path, atomic_write_json, atomic_write_text
 
@@ -126,7 +130,7 @@ def export_artifact(
     model_path = WRITERS[fmt](src.model_file, model, tuple(src.recipe["input_shape"]), out, meta)
     config = _config(src, fmt)
     atomic_write_json(out / "config.json", config)
-    with atomic_path(out / MANIFEST) as tmp:
+    with atomic_path(out / SOURCE_MANIFEST) as tmp:
         tmp.write_bytes(src.manifest_bytes)
 
     runner = LOADERS[fmt](model_path)
@@ -144,12 +148,16 @@ def export_artifact(
                  "content_sha256": src.data.sha256, "dataset": src.data.meta.get("source")},
         "check": check,
         "exporter": _exporter_details(fmt, model_path),
-        "files": {name: file_sha256(out / name) for name in (FILES[fmt], "config.json", MANIFEST)},
+        "files": {name: file_sha256(out / name) for name in (FILES[fmt], "config.json", SOURCE_MANIFEST)},
         "packages": package_versions(PACKAGES),
     }
     atomic_write_json(out / "export.json", record)
     card = render_card(record, src.manifest, tree, src.data.meta, evaluation, _relative(out, root))
     atomic_write_text(out / "MODEL_CARD.md", card)
+    write_manifest(out, kind="export", content=[FILES[fmt], "config.json", SOURCE_MANIFEST, "export.json", "MODEL_CARD.md"],
+                   parents=[src.path], spec={"export": {"format": fmt, "tolerance": tolerance}},
+                   metrics={"max_abs_diff": check["max_abs_diff"], "argmax_agreement": check["argmax_agreement"]},
+                   root=root if out.resolve().is_relative_to(root.resolve()) else out.parent)  # never an absolute path
     if not check["passed"]:
         raise ExportCheckFailed(check_summary(record), record)
     return record

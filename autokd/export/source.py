@@ -70,13 +70,16 @@ def open_source(artifact: str | Path, root: str | Path = ".", data: str | Path |
         raise ExportInputError(f"{artifact} is not a model artifact: no {MODEL_FILE} in it")
     if not (path / MANIFEST).is_file():
         raise ExportInputError(f"{artifact} has no {MANIFEST} (its lineage is unknown; re-run the stage that made it)")
-    raw = (path / MANIFEST).read_bytes()
+    name = MANIFEST
+    if (path / "source_manifest.json").is_file():  # a safetensors export: the model's own manifest rode along
+        name = "source_manifest.json"
+    raw = (path / name).read_bytes()
     try:
         manifest = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ExportInputError(f"{path / MANIFEST} is not valid JSON: {exc}") from exc
+        raise ExportInputError(f"{path / name} is not valid JSON: {exc}") from exc
     if not isinstance(manifest, dict) or "sha256" not in manifest:
-        raise ExportInputError(f"{path / MANIFEST} is not an autokd manifest (no sha256)")
+        raise ExportInputError(f"{path / name} is not an autokd manifest (no sha256)")
     recorded = (manifest.get("files") or {}).get(MODEL_FILE)
     if recorded and recorded != file_sha256(path / MODEL_FILE):
         raise ExportInputError(f"{path / MODEL_FILE} does not match the hash its manifest records "

@@ -45,9 +45,17 @@ def test_round_trip_matches_pytorch_on_the_test_split(project, exported, fmt):
     assert got.shape == ref.shape == (len(x), 10)
     assert np.abs(got - ref).max() < 1e-4
     assert (got.argmax(1) == ref.argmax(1)).all()
-    for name in ("config.json", "manifest.json", "export.json", "MODEL_CARD.md"):
+    for name in ("config.json", "manifest.json", "source_manifest.json", "export.json", "MODEL_CARD.md"):
         assert (out / name).is_file(), name
-    assert (out / "manifest.json").read_bytes() == (project.student / "manifest.json").read_bytes()
+    assert (out / "source_manifest.json").read_bytes() == (project.student / "manifest.json").read_bytes()
+    # the export's own manifest: a child of the student in the lineage, verifiable like any artifact
+    from autokd.lineage.manifest import read_manifest
+    from autokd.lineage.verify import verify_tree
+
+    own = read_manifest(out)
+    assert own["kind"] == "export" and [p["kind"] for p in own["parents"]] == ["student"]
+    report = verify_tree(project.root)
+    assert report.problems == [], report.problems
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

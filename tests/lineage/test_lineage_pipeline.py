@@ -26,14 +26,14 @@ SKIP = ("artifacts/", "reports/", "dvclive/", "checkpoints/", "runs/", "searches
 
 NODES = {"artifacts/data": "dataset", "artifacts/teacher": "teacher", "artifacts/teacher_outputs": "teacher_outputs",
          "artifacts/baseline": "baseline", "artifacts/student": "student", "reports": "evaluation",
-         "searches/tiny": "search"}
+         "searches/tiny": "search", "artifacts/export": "export"}
 EDGES = {
     ("artifacts/data", "artifacts/teacher"), ("artifacts/data", "artifacts/teacher_outputs"),
     ("artifacts/teacher", "artifacts/teacher_outputs"), ("artifacts/data", "artifacts/baseline"),
     ("artifacts/data", "artifacts/student"), ("artifacts/teacher", "artifacts/student"),
     ("artifacts/data", "reports"), ("artifacts/teacher", "reports"), ("artifacts/baseline", "reports"),
     ("artifacts/student", "reports"), ("artifacts/data", "searches/tiny"), ("artifacts/teacher", "searches/tiny"),
-    ("artifacts/teacher_outputs", "searches/tiny"),
+    ("artifacts/teacher_outputs", "searches/tiny"), ("artifacts/student", "artifacts/export"),
 }
 
 
