@@ -3,6 +3,8 @@ on a healthy pipeline; the stages print and store them; ``autokd doctor`` runs t
 
 from __future__ import annotations
 
+import re
+
 import csv
 import json
 import math
@@ -218,9 +220,14 @@ def test_doctor_before_anything_trained(tmp_path):
     assert not (tmp_path / "empty").exists()  # doctor wrote nothing
 
 
-def test_doctor_train_teacher(tmp_path):
+@pytest.mark.parametrize("auto", [False, True])
+def test_doctor_train_teacher(tmp_path, auto):
     spec = tmp_path / "h.yaml"
-    spec.write_text(HEALTHY.replace("epochs: 30", "epochs: 3"))
+    text = HEALTHY.replace("epochs: 30", "epochs: 3")
+    if auto:  # the default recipe: the checks look at its distillation candidate
+        text = re.sub(r"(?ms)^distill:.*?(?=^\S|\Z)", "distill: {method: auto}\n", text)
+        assert "method: auto" in text
+    spec.write_text(text)
     res = runner.invoke(app, ["doctor", str(spec), "--root", str(tmp_path / "r"), "--train-teacher"])
     assert res.exit_code == 0, res.output
     lines = _doctor_lines("\n".join(x for x in res.output.splitlines() if x.split()[0] in ("ok", "WARN", "skip")))

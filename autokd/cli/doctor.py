@@ -17,11 +17,13 @@ def doctor(
 ) -> None:
     """Health checks (capacity gap; with a trained teacher also target entropy, KD/CE gradient
     balance at init, teacher vs labels-only student): one `ok|WARN|skip <check>: …` line each.
-    Warnings do not fail (exit 0); a spec that does not validate exits 2."""
+    Warnings do not fail (exit 0); a spec that does not validate exits 2. With the default
+    `distill.method: auto` the checks look at its first (distillation) candidate."""
     from autokd.stages import Layout, load_pipeline_spec, run_stage
     from autokd.stages.health_run import doctor_checks
+    from autokd.stages.recipe import resolve_auto
 
-    s = guard(load_pipeline_spec, spec)
+    s = resolve_auto(guard(load_pipeline_spec, spec))
     layout = Layout(root)
     if train_teacher and not (layout.model_dir("teacher") / "model.safetensors").exists():
         for name in ("prepare", "train_teacher"):
