@@ -195,7 +195,8 @@ def test_dvc_repro_caches_and_reruns_only_what_changed(tmp_path, tiny_spec_text)
     _sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], work)
 
     out = _sh(["dvc", "repro"], work, env)
-    assert _ran(out) == {"prepare", "train_teacher", "train_baseline", "distill", "evaluate"}
+    assert _ran(out) == {"prepare", "train_teacher", "train_baseline", "distill", "evaluate", "export"}
+    assert (work / "artifacts" / "export" / "model.onnx").exists()  # the exported, checked student
     metrics = _json(["dvc", "metrics", "show", "--json"], work, env)
     flat = json.dumps(metrics)
     for key in ("teacher", "baseline", "student", "kd_gain", "compression", "agreement"):
@@ -205,13 +206,13 @@ def test_dvc_repro_caches_and_reruns_only_what_changed(tmp_path, tiny_spec_text)
     spec = yaml.safe_load((work / "pipelines" / "default.yaml").read_text())
     spec["distill"]["alpha"] = 0.3  # (the default method, auto, takes no temperature: λ instead)
     (work / "pipelines" / "default.yaml").write_text(yaml.safe_dump(spec))
-    assert _ran(_sh(["dvc", "repro"], work, env)) == {"distill", "evaluate"}
+    assert _ran(_sh(["dvc", "repro"], work, env)) == {"distill", "evaluate", "export"}
 
     # dvc exp run -S on the committed pipeline, then dvc exp show lists it with metrics
     _sh(["git", "add", "-A"], work)
     _sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "alpha=0.3"], work)
     out = _sh(["dvc", "exp", "run", "-n", "t2", "-S", "pipelines/default.yaml:distill.alpha=0.7"], work, env)
-    assert _ran(out) == {"distill", "evaluate"}
+    assert _ran(out) == {"distill", "evaluate", "export"}
     shown = _json(["dvc", "exp", "show", "--json"], work, env)
     text = json.dumps(shown)
     assert '"t2"' in text and "kd_gain" in text
