@@ -116,6 +116,39 @@ def test_lm_metrics(text, teacher):
     assert rouge_l(["a b c d"], ["a c d e"]) == pytest.approx(0.75)  # LCS 3 of 4 and 4
 
 
+def test_lm_metrics_many_equals_one_pass_per_student(text, teacher):
+    """The teacher's logits and greedy continuations computed once give every student the
+    figures of the old path (its own teacher pass, written out here as it was)."""
+    import torch.nn.functional as F
+
+    from autokd.evaluate.lm import lm_metrics_many, prompts_from, rouge_l, teacher_nll_of_samples
+
+    test, tok = text.split("test"), text.tokenizer()
+    students = {"a": _lm(text, 16, 1, seed=5), "b": _lm(text, 16, 2, seed=6), "c": teacher}
+    kw = dict(bytes_per_token=text.meta["bytes_per_token"]["test"], tokenizer=tok, prompts=8, prompt_tokens=8,
+              new_tokens=8, speed=False)
+    many = lm_metrics_many(students, teacher, test, **kw)
+    assert list(many) == ["a", "b", "c"] and many["c"]["top1_agreement"] == 1.0
+    p = prompts_from(test, 8, 8)
+    with torch.no_grad():
+        t_text = tok.decode_batch(teacher.generate(p, 8)[:, 8:].tolist())
+        for name, model in students.items():
+            nll = agree = kl = 0.0
+            count = 0
+            for start in range(0, len(test.x), 32):  # the old teacher_agreement, one student at a time
+                x, y = test.x[start:start + 32], test.y[start:start + 32]
+                s_logits, t_logits = model(x).float(), teacher(x).float()
+                nll += F.cross_entropy(s_logits.reshape(-1, s_logits.shape[-1]), y.reshape(-1), reduction="sum").item()
+                agree += (s_logits.argmax(-1) == t_logits.argmax(-1)).sum().item()
+                kl += F.kl_div(F.log_softmax(s_logits, -1), F.log_softmax(t_logits, -1), reduction="sum",
+                               log_target=True).item()
+                count += y.numel()
+            m = many[name]
+            assert (m["nll"], m["top1_agreement"], m["kl_to_teacher"]) == (nll / count, agree / count, kl / count)
+            assert m["rouge_l"] == rouge_l(tok.decode_batch(model.generate(p, 8)[:, 8:].tolist()), t_text)
+            assert m["teacher_nll_of_samples"] == teacher_nll_of_samples(model, teacher, p, 8, 0)
+
+
 @pytest.mark.parametrize("gate", ["fixed", "learned"])
 def test_sequence_level_hybrid_objective(text, teacher, gate):
     from autokd.data.batches import Batch

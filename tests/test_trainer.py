@@ -277,3 +277,19 @@ def test_cuda_amp_resume_matches_uninterrupted_run(tmp_path, monkeypatch):
     assert made[-1].state_dict() == full_scaler
     for a, b in zip(model.state_dict().values(), full_model.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_count_correct_is_argmax_accuracy_with_ties_and_nans():
+    from autokd.train.trainer import count_correct
+
+    g = torch.Generator().manual_seed(0)
+    for trial in range(100):
+        x = torch.randint(0, 3, (4, 5, 6), generator=g).float()  # small integers: many tied maxima
+        if trial % 3 == 0:
+            x[0, 1, 2] = float("nan")  # argmax takes a NaN as the maximum
+        y = torch.randint(0, 6, (4, 5), generator=g)
+        y[1] = x[1].argmax(-1)  # some right answers
+        assert int(count_correct(x, y)) == int((x.argmax(-1) == y).sum())
+        flat = x.reshape(-1, 6)  # a classifier's (B, K) logits and (B,) labels
+        assert int(count_correct(flat, y.reshape(-1))) == int((flat.argmax(-1) == y.reshape(-1)).sum())
+    assert int(count_correct(torch.zeros(2, 3), torch.tensor([0, 1]))) == 1  # all tied: the first index wins

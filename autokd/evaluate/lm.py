@@ -41,19 +41,35 @@ def _logits_batches(model: nn.Module, x: torch.Tensor, device: torch.device, bat
 def teacher_agreement(student: nn.Module, teacher: nn.Module, split: Split, device: torch.device,
                       batch_size: int = 32) -> dict[str, float]:
     """Student NLL, top-1 agreement with the teacher and KL(teacher ‖ student) per token."""
-    nll = agree = kl = 0.0
+    return teacher_agreement_many({"student": student}, teacher, split, device, batch_size)["student"]
+
+
+@torch.no_grad()
+def teacher_agreement_many(students: dict[str, nn.Module], teacher: nn.Module, split: Split, device: torch.device,
+                           batch_size: int = 32) -> dict[str, dict[str, float]]:
+    """:func:`teacher_agreement` of several students in one pass over the split: the teacher's
+    logits, argmax and log-softmax are computed once a batch, not once a student (the sums run
+    in the same order, so each student's figures are the ones a pass of its own gives)."""
+    sums = {name: [0.0, 0.0, 0.0] for name in students}  # nll, agree, kl
     count = 0
     teacher.eval().to(device)
-    for start, s_logits in _logits_batches(student, split.x, device, batch_size):
+    for model in students.values():
+        model.eval().to(device)
+    for start in range(0, len(split.x), batch_size):
+        x = split.x[start:start + batch_size].to(device)
         y = split.y[start:start + batch_size].to(device)
-        t_logits = teacher(split.x[start:start + batch_size].to(device)).float()
-        v = s_logits.shape[-1]
-        nll += F.cross_entropy(s_logits.reshape(-1, v), y.reshape(-1), reduction="sum").item()
-        agree += (s_logits.argmax(-1) == t_logits.argmax(-1)).sum().item()
-        log_q, log_p = F.log_softmax(s_logits, -1), F.log_softmax(t_logits, -1)
-        kl += F.kl_div(log_q, log_p, reduction="sum", log_target=True).item()
+        t_logits = teacher(x).float()
+        t_top, log_p = t_logits.argmax(-1), F.log_softmax(t_logits, -1)
+        for name, model in students.items():
+            s_logits = model(x).float()
+            v = s_logits.shape[-1]
+            acc = sums[name]
+            acc[0] += F.cross_entropy(s_logits.reshape(-1, v), y.reshape(-1), reduction="sum").item()
+            acc[1] += (s_logits.argmax(-1) == t_top).sum().item()
+            acc[2] += F.kl_div(F.log_softmax(s_logits, -1), log_p, reduction="sum", log_target=True).item()
         count += y.numel()
-    return {"nll": nll / count, "top1_agreement": agree / count, "kl_to_teacher": kl / count}
+    return {name: {"nll": nll / count, "top1_agreement": agree / count, "kl_to_teacher": kl / count}
+            for name, (nll, agree, kl) in sums.items()}
 
 
 def prompts_from(split: Split, n: int, prompt_tokens: int) -> torch.Tensor:
@@ -108,14 +124,37 @@ def generation_speed(model: nn.Module, prompts: torch.Tensor, batch: int, new_to
     return batch * new_tokens / seconds
 
 
+class TeacherReference:
+    """What :func:`lm_metrics` needs from the teacher alone, kept for several students: the
+    teacher's greedy continuations of the prompts (decoded), one list per continuation length."""
+
+    def __init__(self, teacher: nn.Module, tokenizer: Any, prompts: torch.Tensor, prompt_tokens: int):
+        self.teacher, self.tokenizer, self.prompts, self.prompt_tokens = teacher, tokenizer, prompts, prompt_tokens
+        self._texts: dict[int, list[str]] = {}
+
+    @torch.no_grad()
+    def greedy_texts(self, new_tokens: int) -> list[str]:
+        if new_tokens not in self._texts:
+            ids = self.teacher.generate(self.prompts, new_tokens)[:, self.prompt_tokens:]
+            self._texts[new_tokens] = self.tokenizer.decode_batch(ids.tolist())
+        return self._texts[new_tokens]
+
+
 def lm_metrics(student: nn.Module, teacher: nn.Module | None, split: Split, *, bytes_per_token: float,
                tokenizer: Any = None, device: torch.device = torch.device("cpu"), prompts: int = 50,
-               prompt_tokens: int = 16, new_tokens: int = 32, seed: int = 0, speed: bool = True) -> dict[str, float]:
-    """Every metric in the module doc (the teacher-relative ones when ``teacher`` is given)."""
+               prompt_tokens: int = 16, new_tokens: int = 32, seed: int = 0, speed: bool = True,
+               agreement: dict[str, float] | None = None,
+               reference: TeacherReference | None = None) -> dict[str, float]:
+    """Every metric in the module doc (the teacher-relative ones when ``teacher`` is given).
+
+    ``agreement`` (this student's :func:`teacher_agreement`, e.g. from :func:`teacher_agreement_many`)
+    and ``reference`` (the teacher's greedy continuations) skip recomputing what they hold:
+    :func:`lm_metrics_many` passes them when several students share a teacher.
+    """
     student.eval().to(device)
     out: dict[str, float] = {"params": float(count_params(student))}
     if teacher is not None:
-        out.update(teacher_agreement(student, teacher, split, device))
+        out.update(agreement if agreement is not None else teacher_agreement(student, teacher, split, device))
     else:
         nll = count = 0.0
         for start, logits in _logits_batches(student, split.x, device, 32):
@@ -132,9 +171,29 @@ def lm_metrics(student: nn.Module, teacher: nn.Module | None, split: Split, *, b
         out["teacher_nll_of_samples"] = teacher_nll_of_samples(student, teacher, p, new_tokens, seed)
         if tokenizer is not None:
             s_greedy = student.generate(p, new_tokens)[:, prompt_tokens:]
-            t_greedy = teacher.generate(p, new_tokens)[:, prompt_tokens:]
-            out["rouge_l"] = rouge_l(tokenizer.decode_batch(s_greedy.tolist()), tokenizer.decode_batch(t_greedy.tolist()))
+            if reference is None:
+                reference = TeacherReference(teacher, tokenizer, p, prompt_tokens)
+            out["rouge_l"] = rouge_l(tokenizer.decode_batch(s_greedy.tolist()), reference.greedy_texts(new_tokens))
     if speed:
         out["tokens_per_s_b1"] = generation_speed(student, p, 1, new_tokens)
         out["tokens_per_s_b32"] = generation_speed(student, p, 32, new_tokens)
     return out
+
+
+def lm_metrics_many(students: dict[str, nn.Module], teacher: nn.Module, split: Split, *, bytes_per_token: float,
+                    tokenizer: Any = None, device: torch.device = torch.device("cpu"), prompts: int = 50,
+                    prompt_tokens: int = 16, new_tokens: int = 32, seed: int = 0,
+                    speed: bool = True) -> dict[str, dict[str, float]]:
+    """:func:`lm_metrics` of several students against one teacher, what depends on the teacher
+    alone (its logits on the split, its greedy continuations) computed once; the figures are
+    those of one :func:`lm_metrics` call per student."""
+    teacher.eval().to(device)
+    agreement = teacher_agreement_many(students, teacher, split, device)
+    reference = None
+    if tokenizer is not None:
+        reference = TeacherReference(teacher, tokenizer, prompts_from(split, prompts, prompt_tokens).to(device),
+                                     prompt_tokens)
+    return {name: lm_metrics(model, teacher, split, bytes_per_token=bytes_per_token, tokenizer=tokenizer,
+                             device=device, prompts=prompts, prompt_tokens=prompt_tokens, new_tokens=new_tokens,
+                             seed=seed, speed=speed, agreement=agreement[name], reference=reference)
+            for name, model in students.items()}

@@ -47,6 +47,7 @@ a time (``benchmarks/token_loss_memory.py`` measures it at V = 32K).
 
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import dataclass
 
@@ -93,7 +94,7 @@ class SparseTeacher:
 @torch.no_grad()
 def topk_teacher(teacher_logits: Tensor, k: int, temperature: float = 1.0) -> SparseTeacher:
     """The top ``k`` of ``softmax(teacher_logits / T)`` per position, and the log tail mass."""
-    log_p = F.log_softmax(_at_least_fp32(teacher_logits) / temperature, dim=-1)
+    log_p = _log_softmax_t(teacher_logits, temperature)
     logprobs, indices = log_p.topk(min(k, log_p.shape[-1]), dim=-1)
     return SparseTeacher(logprobs, indices, _log_tail(logprobs), float(temperature))
 
@@ -152,6 +153,13 @@ def _at_least_fp32(x: Tensor) -> Tensor:
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
+def _log_softmax_t(x: Tensor, temperature: float) -> Tensor:
+    """``log_softmax(x / T)`` in at least fp32; at T = 1 without the division (x / 1 is x, bit for bit),
+    which saves a ``(tokens, V)`` copy forward and one backward."""
+    x = _at_least_fp32(x)
+    return F.log_softmax(x if temperature == 1.0 else x / temperature, dim=-1)
+
+
 def _kl(log_a: Tensor, log_b: Tensor) -> Tensor:
     """``KL(a ‖ b)`` per row from log-probabilities (0·log 0 = 0)."""
     return F.kl_div(log_b, log_a, reduction="none", log_target=True).sum(-1)
@@ -162,8 +170,9 @@ def _log_mix(log_a: Tensor, log_b: Tensor, weight_a: float) -> Tensor:
     return torch.logaddexp(log_a + math.log(weight_a), log_b + math.log1p(-weight_a))
 
 
-class TokenDivergence(nn.Module):
-    """Base of the token-level losses: temperature, masking, chunked masked mean."""
+class TokenDivergence(nn.Module, abc.ABC):
+    """Base of the token-level losses: temperature, masking, chunked masked mean. A subclass
+    defines :meth:`divergence` (abstract: the base itself cannot be built)."""
 
     kind = "token"
 
@@ -178,17 +187,17 @@ class TokenDivergence(nn.Module):
             return self.chunk_tokens
         return max(1, AUTO_CHUNK_ELEMENTS // max(vocab, 1))
 
+    @abc.abstractmethod
     def divergence(self, log_q: Tensor, log_p: Tensor) -> Tensor:
         """Per-row divergence ``D(p, q)`` from student ``log_q`` and teacher ``log_p`` ``(n, V)``."""
-        raise NotImplementedError
 
     def _chunk(self, student: Tensor, teacher: Tensor) -> Tensor:
-        log_q = F.log_softmax(_at_least_fp32(student) / self.temperature, dim=-1)
-        log_p = F.log_softmax(_at_least_fp32(teacher) / self.temperature, dim=-1)
+        log_q = _log_softmax_t(student, self.temperature)
+        log_p = _log_softmax_t(teacher, self.temperature)
         return self.divergence(log_q, log_p).sum()
 
     def _sparse_chunk(self, student: Tensor, logprobs: Tensor, indices: Tensor, tail: Tensor) -> Tensor:
-        log_q = F.log_softmax(_at_least_fp32(student) / self.temperature, dim=-1)
+        log_q = _log_softmax_t(student, self.temperature)
         return self.divergence(*collapse(log_q, SparseTeacher(logprobs, indices, tail))).sum()
 
     def token_sum(self, student: Tensor, teacher: Tensor | SparseTeacher) -> Tensor:
@@ -216,8 +225,8 @@ class TokenDivergence(nn.Module):
 
     def per_token(self, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
         """The divergence at every position, shape ``student_logits.shape[:-1]`` (no chunking)."""
-        log_q = F.log_softmax(_at_least_fp32(student_logits) / self.temperature, dim=-1)
-        log_p = F.log_softmax(_at_least_fp32(teacher_logits.detach()) / self.temperature, dim=-1)
+        log_q = _log_softmax_t(student_logits, self.temperature)
+        log_p = _log_softmax_t(teacher_logits.detach(), self.temperature)
         return self.divergence(log_q, log_p)
 
     def forward(self, student_logits: Tensor, teacher_logits: Tensor | SparseTeacher,

@@ -65,30 +65,45 @@ def train_teacher(spec: LMPipelineSpec, layout: Layout, progress: bool = True) -
     _labels_only(spec, layout, "teacher", spec.teacher, "teacher", progress)
 
 
-def cache_teacher(spec: LMPipelineSpec, layout: Layout, progress: bool = True) -> None:
-    """The teacher's top-k per training token at the distillation temperature, written once."""
+def teacher_outputs_key(spec: LMPipelineSpec) -> dict[str, Any]:
+    """What the teacher's outputs depend on besides the data and the teacher: k and T of the
+    top-k cache, and for ``seqkd`` how the continuations are made (recorded in the manifest;
+    a search trial with another key gets its own outputs)."""
+    key: dict[str, Any] = {"top_k": spec.distill.top_k,
+                           "temperature": effective_lm_distill(spec.distill)["params"]["temperature"]}
+    seq = spec.distill.sequence
+    if seq is not None and seq.mode == "seqkd":
+        sample = seq.sampling == "sample"
+        key["sequence"] = {"prompt_tokens": seq.prompt_tokens, "sampling": seq.sampling,
+                           "temperature": seq.temperature if sample else None,
+                           "seed": spec.student.train.seed if sample else None}
+    return key
+
+
+def cache_teacher(spec: LMPipelineSpec, layout: Layout, progress: bool = True, out_dir: Path | None = None) -> None:
+    """The teacher's top-k per training token at the distillation temperature, written once
+    (into ``layout.teacher_outputs``, or ``out_dir``)."""
     device, _ = setup(spec)
     data = load_prepared_text(layout.data)
     teacher_path = layout.model_dir("teacher") / MODEL_FILE
-    temperature = effective_lm_distill(spec.distill)["params"]["temperature"]
-    cache = compute_topk(load_model(teacher_path), data.train.x, spec.distill.top_k, temperature, device,
+    key = teacher_outputs_key(spec)
+    out = Path(out_dir) if out_dir is not None else layout.teacher_outputs
+    cache = compute_topk(load_model(teacher_path), data.train.x, spec.distill.top_k, key["temperature"], device,
                          data.sha256, file_sha256(teacher_path))
-    layout.teacher_outputs.mkdir(parents=True, exist_ok=True)
-    save_topk(layout.teacher_outputs / TOPK_NAME, cache)
+    out.mkdir(parents=True, exist_ok=True)
+    save_topk(out / TOPK_NAME, cache)
     files = [TOPK_NAME]
     seq = spec.distill.sequence
-    if seq is not None and seq.mode == "seqkd":  # sequence-level KD: the teacher continues every window once
+    if "sequence" in key:  # sequence-level KD: the teacher continues every window once
         temp = seq.temperature if seq.sampling == "sample" else 0.0
         windows = teacher_generations(load_model(teacher_path), data.train.x, seq.prompt_tokens, temp,
                                       spec.student.train.seed, device)
-        save_generations(layout.teacher_outputs / GENERATIONS_NAME, windows,
+        save_generations(out / GENERATIONS_NAME, windows,
                          {"data_sha256": data.sha256, "teacher_sha256": file_sha256(teacher_path)})
         files.append(GENERATIONS_NAME)
     dense = 4 * data.vocab_size
-    write_manifest(layout.teacher_outputs, kind="teacher_outputs", content=files,
-                   parents=[layout.data, layout.model_dir("teacher")],
-                   spec={"top_k": spec.distill.top_k, "temperature": temperature},
-                   metrics={"bytes_per_token": cache.bytes_per_token, "dense_fp32_bytes_per_token": dense},
+    write_manifest(out, kind="teacher_outputs", content=files, parents=[layout.data, layout.model_dir("teacher")],
+                   spec=key, metrics={"bytes_per_token": cache.bytes_per_token, "dense_fp32_bytes_per_token": dense},
                    root=layout.root)
     print(f"[cache_teacher] top-{cache.k}: {cache.bytes_per_token:.0f} bytes/token (dense fp32: {dense})", flush=True)
 
@@ -140,10 +155,12 @@ def train_baseline_equal(spec: LMPipelineSpec, layout: Layout, progress: bool = 
 
 
 def build_lm_objective(spec: LMPipelineSpec, student: torch.nn.Module, data: PreparedText, layout: Layout,
-                       device: torch.device) -> LMDistillObjective:
-    """The objective: the top-k cache unless the teacher must run live; feature pairs from the layer map."""
+                       device: torch.device, outputs_dir: Path | None = None) -> LMDistillObjective:
+    """The objective: the top-k cache (from ``outputs_dir``, default ``layout.teacher_outputs``)
+    unless the teacher must run live; feature pairs from the layer map."""
     from autokd.losses.layer_map import layer_pairs
 
+    outputs = Path(outputs_dir) if outputs_dir is not None else layout.teacher_outputs
     d = spec.distill
     teacher_path = layout.model_dir("teacher") / MODEL_FILE
     rep = d.representation
@@ -151,12 +168,12 @@ def build_lm_objective(spec: LMPipelineSpec, student: torch.nn.Module, data: Pre
     live = d.teacher_outputs == "live" or rep is not None
     cache, generations = None, None
     if seq is not None and seq.mode == "seqkd":
-        generations, meta = load_generations(layout.teacher_outputs / GENERATIONS_NAME)
+        generations, meta = load_generations(outputs / GENERATIONS_NAME)
         if meta.get("data_sha256") != data.sha256 or meta.get("teacher_sha256") != file_sha256(teacher_path):
             raise ValueError("the teacher's continuations were made from other data or another teacher; "
                              "re-run cache_teacher")
     if not live:
-        cache = load_topk(layout.teacher_outputs / TOPK_NAME)
+        cache = load_topk(outputs / TOPK_NAME)
         cache.check(data.sha256, len(data.train), file_sha256(teacher_path))
     on_policy = seq is not None and seq.mode == "on_policy"
     teacher = load_model(teacher_path).to(device) if live or on_policy else None
@@ -189,15 +206,22 @@ def build_lm_objective(spec: LMPipelineSpec, student: torch.nn.Module, data: Pre
                               seed=spec.student.train.seed)
 
 
+def lm_distill_extra(spec: LMPipelineSpec, teacher_sha256: str) -> dict[str, Any]:
+    """What the distilled student's checkpoint fingerprint adds to the role's (a search trial of
+    the same spec uses the same, so the two resume alike)."""
+    return {"distill": effective_lm_distill(spec.distill), "teacher": teacher_sha256}
+
+
 def distill(spec: LMPipelineSpec, layout: Layout, progress: bool = True) -> None:
     """The student with the token-level objective: same initial weights and batches as the baseline."""
     device, amp = setup(spec)
     data = load_prepared_text(layout.data)
     teacher_sha = file_sha256(layout.model_dir("teacher") / MODEL_FILE)
-    recipe = effective_lm_distill(spec.distill)
+    extra = lm_distill_extra(spec, teacher_sha)
+    recipe = extra["distill"]
     model, result = train_role(spec, "student", spec.student, data, layout,
                                lambda m: build_lm_objective(spec, m, data, layout, device),
-                               {"distill": recipe, "teacher": teacher_sha}, device, amp, progress)
+                               extra, device, amp, progress)
     parents = [layout.data, layout.model_dir("teacher")]
     seq = spec.distill.sequence
     if (spec.distill.teacher_outputs == "cache" and spec.distill.representation is None) or (
@@ -209,7 +233,7 @@ def distill(spec: LMPipelineSpec, layout: Layout, progress: bool = True) -> None
 
 def evaluate(spec: LMPipelineSpec, layout: Layout, progress: bool = True) -> dict[str, Any]:
     """Test metrics of every model beside the teacher (``reports/metrics.json`` under the root)."""
-    from autokd.evaluate.lm import lm_metrics
+    from autokd.evaluate.lm import lm_metrics, lm_metrics_many
 
     device, _ = setup(spec)
     data = load_prepared_text(layout.data)
@@ -219,10 +243,10 @@ def evaluate(spec: LMPipelineSpec, layout: Layout, progress: bool = True) -> dic
     kw = dict(bytes_per_token=data.meta["bytes_per_token"]["test"], tokenizer=data.tokenizer(), device=device,
               prompts=e.prompts, prompt_tokens=e.prompt_tokens, new_tokens=e.new_tokens, speed=e.speed)
     roles = ["teacher", "baseline", "baseline_equal", "student"]
-    out: dict[str, Any] = {}
-    for role in roles:
-        model = load_model(layout.model_dir(role) / MODEL_FILE).to(device)
-        out[role] = lm_metrics(model, None if role == "teacher" else teacher, test, **kw)
+    out: dict[str, Any] = {"teacher": lm_metrics(teacher, None, test, **kw)}
+    # the teacher's logits on the test split and its greedy continuations: computed once, not once a student
+    students = {role: load_model(layout.model_dir(role) / MODEL_FILE).to(device) for role in roles[1:]}
+    out.update(lm_metrics_many(students, teacher, test, **kw))
     s, b = out["student"]["perplexity"], out["baseline"]["perplexity"]
     out["ppl_reduction_vs_baseline"] = 1.0 - s / b
     out["ppl_reduction_vs_equal_compute"] = 1.0 - s / out["baseline_equal"]["perplexity"]

@@ -132,9 +132,16 @@ def lm_registry_issues(spec: LMPipelineSpec, root: Path | None = None, check_pat
     return issues
 
 
+def validate_lm_pipeline(data: dict[str, Any], file: str | None = None, text: str | None = None,
+                         root: Path | None = None, check_paths: bool = True) -> LMPipelineSpec:
+    """Validate a language-model pipeline spec mapping (both passes), like ``validate_pipeline``."""
+    return validate_document(LMPipelineSpec, data, file=file, text=text,
+                             checks=lambda s: lm_registry_issues(s, root, check_paths))
+
+
 def load_lm_spec(path: str | Path, overrides: Mapping[str, Any] | None = None, root: str | Path | None = None,
                  check_paths: bool = True) -> LMPipelineSpec:
     """Load, override and validate a language-model pipeline spec file."""
     data, text = read_document(path, overrides)
-    return validate_document(LMPipelineSpec, data, file=str(path), text=text,
-                             checks=lambda s: lm_registry_issues(s, Path(root) if root else None, check_paths))
+    return validate_lm_pipeline(data, file=str(path), text=text, root=Path(root) if root else None,
+                                check_paths=check_paths)

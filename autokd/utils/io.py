@@ -34,6 +34,22 @@ def atomic_path(target: str | Path, fsync: bool = True) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+@contextlib.contextmanager
+def exclusive_lock(path: str | Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (created if missing) while the block runs: processes
+    that make the same file take turns, and the second finds it made."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def atomic_write_text(target: str | Path, text: str) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(text)

@@ -163,6 +163,24 @@ def test_registry_kind_and_params():
         create("jsd", beta=1.5)
 
 
+def test_divergence_is_abstract_and_unit_temperature_matches_the_formula(logits):
+    from autokd.losses.token import TokenDivergence
+
+    with pytest.raises(TypeError, match="abstract"):
+        TokenDivergence()
+    # T = 1 takes the path without the division: value and gradient are still the formula's
+    zs, zt, _ = logits
+    zs = zs.detach().requires_grad_(True)
+    loss = create("fkl")(zs, zt)
+    (g,) = torch.autograd.grad(loss, zs)
+    z2 = zs.detach().requires_grad_(True)
+    log_q, log_p = torch.log_softmax(z2 / 1.0, -1), torch.log_softmax(zt / 1.0, -1)
+    ref = (log_p.exp() * (log_p - log_q)).sum(-1).mean()
+    (g2,) = torch.autograd.grad(ref, z2)
+    torch.testing.assert_close(loss, ref)
+    torch.testing.assert_close(g, g2)
+
+
 # ----------------------------------------------------------------------------- cached top-k teacher
 
 from autokd.losses.token import topk_teacher  # noqa: E402

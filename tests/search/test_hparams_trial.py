@@ -54,7 +54,7 @@ def test_logit_methods_read_the_cache_and_never_run_the_teacher(ctx, tmp_path, m
 def test_feature_method_runs_the_teacher_live_without_gradients(ctx, tmp_path):
     from autokd.data.prepare import load_prepared
     from autokd.stages import Layout
-    from autokd.search.hparams.trial import build_trial
+    from autokd.search.hparams.classify_task import build_trial
 
     rep = LocalReporter(tmp_path)
     run_trial(_params("fitnet"), ctx, rep)

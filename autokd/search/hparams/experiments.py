@@ -10,7 +10,8 @@ number, is a commit on the commit the search started from holding
   ``dvc exp show`` / ``dvc params diff`` show its temperature, lambda, method and student;
 - the pipeline's metrics file (``reports/metrics.json`` under the pipeline root) with the
   keys the ``evaluate`` stage writes for the student: ``student.accuracy`` (test), ``nll``,
-  ``ece``, ``params``, ``flops``, ``latency_ms``, computed by the trial as ``evaluate`` does.
+  ``ece``, ``params``, ``flops``, ``latency_ms`` (a language model: ``perplexity``, ``nll``,
+  ``bits_per_byte``, ``params``), computed by the trial as ``evaluate`` does.
   Teacher and baseline are not measured by a trial and are left out.
 
 ``dvc exp apply <name>`` then ``dvc repro`` retrains exactly that student. Trials stopped
@@ -34,21 +35,24 @@ METRIC_KEYS = {"test_accuracy": "accuracy", "test_nll": "nll", "test_ece": "ece"
 ROLE = "student"
 
 
-def trial_metrics(final: dict[str, Any]) -> dict[str, Any]:
-    """The metrics file of a trial: ``{"student": {...}}`` with the evaluate stage's keys."""
-    return {ROLE: {dst: final[src] for src, dst in METRIC_KEYS.items() if final.get(src) is not None}}
+def trial_metrics(final: dict[str, Any], keys: dict[str, str] | None = None) -> dict[str, Any]:
+    """The metrics file of a trial: ``{"student": {...}}`` with the evaluate stage's keys
+    (``keys``: trial key -> stage key, default the classification pipeline's)."""
+    keys = METRIC_KEYS if keys is None else keys
+    return {ROLE: {dst: final[src] for src, dst in keys.items() if final.get(src) is not None}}
 
 
 class TrialExperiments:
     """Records completed trials of one search as DVC experiments (see the module docstring)."""
 
     def __init__(self, repo: ExperimentRepo, search: str, pipeline_rel: str, pipeline_text: str,
-                 metrics_rel: str, log: Callable[[str], None] = print):
+                 metrics_rel: str, log: Callable[[str], None] = print, metric_keys: dict[str, str] | None = None):
         self.repo = repo
         self.search = search
         self.pipeline_rel = pipeline_rel
         self.pipeline_text = pipeline_text
         self.metrics_rel = metrics_rel
+        self.metric_keys = metric_keys
         self.log = log
         self.names: dict[int, str] = {}  # trial number -> experiment name
         self.seconds: list[float] = []  # time spent recording each trial
@@ -56,7 +60,7 @@ class TrialExperiments:
 
     @classmethod
     def open(cls, search: str, pipeline_file: str | Path, root: str | Path, enabled: bool = True,
-             log: Callable[[str], None] = print) -> TrialExperiments | None:
+             log: Callable[[str], None] = print, metric_keys: dict[str, str] | None = None) -> TrialExperiments | None:
         """A recorder for a search over ``pipeline_file`` with its artifacts under ``root``;
         None (with one warning line) where trials cannot be recorded, or when turned off."""
         if not enabled:
@@ -71,7 +75,7 @@ class TrialExperiments:
         except NotRecordable as exc:
             log(f"[search] warning: trials are not recorded as DVC experiments: {exc}")
             return None
-        rec = cls(repo, search, pipeline_rel, pipeline_file.read_text(), metrics_rel, log)
+        rec = cls(repo, search, pipeline_rel, pipeline_file.read_text(), metrics_rel, log, metric_keys)
         if repo.dirty(exclude=[pipeline_rel, metrics_rel, "dvc.lock"]):
             log(f"[search] note: tracked files differ from {repo.baseline[:7]}; each trial's experiment holds "
                 f"{repo.baseline[:7]} with only its spec and metrics replaced")
@@ -89,7 +93,7 @@ class TrialExperiments:
         name = self.name(number)
         try:
             spec_text = apply_patch_text(self.pipeline_text, patch)
-            metrics = json.dumps(_clean(trial_metrics(final)), indent=2) + "\n"
+            metrics = json.dumps(_clean(trial_metrics(final, self.metric_keys)), indent=2) + "\n"
             message = f"autokd search {self.search}: trial {number}" + (f" ({desc})" if desc else "")
             self.repo.record(name, {self.pipeline_rel: spec_text, self.metrics_rel: metrics}, message)
         except (ExperimentError, NotRecordable, OSError, ValueError) as exc:

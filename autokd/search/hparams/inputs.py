@@ -38,6 +38,15 @@ def _manifest_spec(directory: Path) -> dict | None:
         return None
 
 
+def section_issues(sections: dict[str, tuple], command: str = "dvc repro") -> list[SpecIssue]:
+    """Issues for spec sections that differ from the ones that made the root's artifacts:
+    ``{section: (manifest or None, wanted section mapping, artifact folder)}``."""
+    return [SpecIssue((section,), expected=f"the {section} section that made {where}", found_text="a different one",
+                      hint=f"run `{command}` for this pipeline first, or give the search another root")
+            for section, (manifest, want, where) in sections.items()
+            if manifest is not None and manifest.get("spec", {}) != {section: want}]
+
+
 def ensure_inputs(spec: PipelineSpec, root: str | Path, pipeline_file: str | None = None,
                   log=print) -> Inputs:
     """Make sure ``root`` holds the data and teacher outputs of ``spec``; return their hashes."""
@@ -50,20 +59,12 @@ def ensure_inputs(spec: PipelineSpec, root: str | Path, pipeline_file: str | Non
     data_spec = _manifest_spec(layout.data)
     teacher_spec = _manifest_spec(layout.model_dir("teacher"))
     cache_file = layout.teacher_outputs / CACHE_NAME
-    want_data = {"data": dump_spec(spec.data)}
-    want_teacher = {"teacher": dump_spec(spec.teacher)}
-    problems = []
-    if data_spec is not None and data_spec != want_data:
-        problems.append(("data", layout.data))
-    if teacher_spec is not None and teacher_spec != want_teacher:
-        problems.append(("teacher", layout.model_dir("teacher")))
+    problems = section_issues({"data": ({"spec": data_spec} if data_spec is not None else None,
+                                        dump_spec(spec.data), layout.data),
+                               "teacher": ({"spec": teacher_spec} if teacher_spec is not None else None,
+                                           dump_spec(spec.teacher), layout.model_dir("teacher"))})
     if problems:
-        raise SpecError(pipeline_file, [
-            SpecIssue((section,), expected=f"the {section} section that made {where}",
-                      found_text="a different one",
-                      hint="run `dvc repro` for this pipeline first, or give the search another root")
-            for section, where in problems
-        ])
+        raise SpecError(pipeline_file, problems)
     made = False
     if data_spec is None:
         log(f"[search] no prepared data under {layout.root}: running prepare once")

@@ -23,9 +23,11 @@ class SearchProgress:
     """
 
     def __init__(self, total: int, primary_key: str = "val_accuracy", live: bool | None = None,
-                 echo: Callable[[str], None] | None = None):
+                 echo: Callable[[str], None] | None = None, val_key: str = "val_accuracy",
+                 test_key: str = "test_accuracy", val_mode: str = "max"):
         self.total = total
         self.primary_key = primary_key
+        self.val_key, self.test_key, self.val_mode = val_key, test_key, val_mode
         self.live_enabled = sys.stdout.isatty() if live is None else live
         self.echo = echo or (lambda line: print(line, flush=True))
         self.rows: dict[str, dict[str, Any]] = {}
@@ -48,16 +50,16 @@ class SearchProgress:
 
     def result(self, trial: str, desc: str, metrics: dict[str, Any]) -> None:
         row = self.rows.setdefault(trial, {"status": "running", "desc": desc})
-        row.update({"epoch": metrics.get("epoch"), "val": metrics.get("val_accuracy"),
-                    "test": metrics.get("test_accuracy"), "node": metrics.get("node")})
+        row.update({"epoch": metrics.get("epoch"), "val": metrics.get(self.val_key),
+                    "test": metrics.get(self.test_key), "node": metrics.get("node")})
         self._refresh()
 
     def done(self, trial: str, status: str, desc: str, metrics: dict[str, Any], reason: str = "") -> None:
         row = self.rows.setdefault(trial, {"desc": desc})
         failed = status == "failed"
         row.update({"status": status, "epoch": metrics.get("epoch", row.get("epoch")),
-                    "val": None if failed else metrics.get("val_accuracy", row.get("val")),
-                    "test": None if failed else metrics.get("test_accuracy", row.get("test")), "reason": reason})
+                    "val": None if failed else metrics.get(self.val_key, row.get("val")),
+                    "test": None if failed else metrics.get(self.test_key, row.get("test")), "reason": reason})
         self.finished += 1
         if self._live is None:
             line = (f"[search] {self.finished}/{self.total} trial {trial} {status}: "
@@ -77,10 +79,12 @@ class SearchProgress:
     def _table(self):
         from rich.table import Table
 
-        best = max((r.get("val") or 0.0 for r in self.rows.values() if r.get("status") == "completed"), default=None)
+        done = [r["val"] for r in self.rows.values() if r.get("status") == "completed" and r.get("val") is not None]
+        best = (min if self.val_mode == "min" else max)(done, default=None)
         table = Table(title=f"search: {self.finished}/{self.total} finished"
                       + (f", best val {best:.4f}" if best is not None else ""))
-        for col in ("trial", "status", "epoch", "val acc", "test acc", "parameters"):
+        label = self.val_key.removeprefix("val_")
+        for col in ("trial", "status", "epoch", f"val {label}", f"test {label}", "parameters"):
             table.add_column(col)
         for trial, r in list(self.rows.items())[-30:]:
             table.add_row(trial, r.get("status", ""), _fmt(r.get("epoch")), _fmt(r.get("val")),

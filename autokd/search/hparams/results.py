@@ -36,6 +36,9 @@ from autokd.utils.io import atomic_write_json, atomic_write_text
 STATUSES = ("completed", "stopped", "failed", "running")
 FINAL_KEYS = ("val_accuracy", "test_accuracy", "test_nll", "test_ece", "val_loss", "train_loss", "params", "flops", "latency_ms",
               "teacher_calls", "train_seconds")
+#: kept in a trial's final metrics beside FINAL_KEYS; a task adds its columns to trials.csv
+#: (:attr:`~autokd.search.hparams.tasks.SearchTask.extra_final_keys`)
+TASK_KEYS = ("val_perplexity", "test_perplexity", "test_bits_per_byte")
 
 
 @dataclass
@@ -94,7 +97,7 @@ def status_of(metrics: dict[str, Any], max_epochs: int | None) -> tuple[str, str
 
 
 def final_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
-    return {k: _clean(metrics.get(k)) for k in FINAL_KEYS if k in metrics}
+    return {k: _clean(metrics.get(k)) for k in FINAL_KEYS + TASK_KEYS if k in metrics}
 
 
 def static_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -105,10 +108,10 @@ def static_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ tables
 
 
-def _flat_row(r: TrialRecord, objectives: dict[str, str]) -> dict[str, Any]:
+def _flat_row(r: TrialRecord, objectives: dict[str, str], extra_keys: tuple[str, ...] = ()) -> dict[str, Any]:
     row: dict[str, Any] = {"trial": r.trial, "number": r.number, "status": r.status, "reason": r.reason,
                            "epochs": r.epochs, "max_epochs": r.max_epochs, "seconds": round(r.seconds, 2)}
-    for k in FINAL_KEYS:
+    for k in FINAL_KEYS + tuple(extra_keys):
         row[k] = r.final.get(k)
     primary = OBJECTIVES[next(iter(objectives))].key
     row[f"best_{primary}"] = r.best.get(primary)
@@ -126,8 +129,9 @@ def _flat_row(r: TrialRecord, objectives: dict[str, str]) -> dict[str, Any]:
     return row
 
 
-def write_trials(out_dir: Path, records: list[TrialRecord], objectives: dict[str, str]) -> None:
-    rows = [_flat_row(r, objectives) for r in records]
+def write_trials(out_dir: Path, records: list[TrialRecord], objectives: dict[str, str],
+                 extra_keys: tuple[str, ...] = ()) -> None:
+    rows = [_flat_row(r, objectives, extra_keys) for r in records]
     columns: list[str] = []
     for row in rows:
         for k in row:
@@ -199,7 +203,7 @@ def best_trial(records: list[TrialRecord], objectives: dict[str, str]) -> TrialR
 
 
 def write_best(out_dir: Path, best: TrialRecord, search: str, pipeline: str, spec_file: str,
-               objectives: dict[str, str], base_fingerprint: str) -> Path:
+               objectives: dict[str, str], base_fingerprint: str, headline: str | None = None) -> Path:
     doc = {
         "search": search,
         "pipeline": pipeline,
@@ -211,9 +215,10 @@ def write_best(out_dir: Path, best: TrialRecord, search: str, pipeline: str, spe
         "patch": best.patch,
         "lineage": {**best.lineage, "pipeline_fingerprint": base_fingerprint},
     }
-    header = (f"# Best trial of search {search!r} ({spec_file}): validation accuracy "
-              f"{best.final.get('val_accuracy', float('nan')):.4f}, test accuracy "
-              f"{best.final.get('test_accuracy', float('nan')):.4f}.\n"
+    if headline is None:
+        headline = (f"validation accuracy {best.final.get('val_accuracy', float('nan')):.4f}, test accuracy "
+                    f"{best.final.get('test_accuracy', float('nan')):.4f}")
+    header = (f"# Best trial of search {search!r} ({spec_file}): {headline}.\n"
               f"# `autokd search hparams {spec_file} --apply-only` writes `patch` into {pipeline};\n"
               f"# `dvc repro` then retrains exactly this student.\n")
     path = out_dir / "best.yaml"
@@ -317,14 +322,14 @@ def apply_patch_text(text: str, patch: dict[str, Any]) -> str:
 
 def apply_best(best_file: str | Path, pipeline_file: str | Path, root: str | Path | None = None) -> dict[str, Any]:
     """Write ``best.yaml``'s patch into ``pipeline_file``; validate first; return the patch."""
-    from autokd.stages.validate import validate_pipeline
+    from autokd.search.hparams.tasks import get_task
 
     best = yaml.safe_load(Path(best_file).read_text())
     patch = best["patch"]
     pipeline_file = Path(pipeline_file)
     new_text = apply_patch_text(pipeline_file.read_text(), patch)
     data = yaml.safe_load(new_text)
-    validate_pipeline(data, file=str(pipeline_file), text=new_text, root=Path(root) if root else Path.cwd())
+    get_task(data).validate(data, file=str(pipeline_file), text=new_text, root=Path(root) if root else Path.cwd())
     atomic_write_text(pipeline_file, new_text)
     return patch
 

@@ -48,32 +48,35 @@ def output_dir(name: str, out_dir: str | Path | None, base_dir: str | Path | Non
 def prepare_context(loaded, log=print, evaluate_test: bool = True):
     """The trial context: the pipeline validated with ``fixed``, inputs made once (``evaluate_test``:
     see :attr:`~autokd.search.hparams.trial.TrialContext.evaluate_test`)."""
-    from autokd.search.hparams.inputs import ensure_inputs
     from autokd.search.hparams.space import Space
+    from autokd.search.hparams.tasks import get_task
     from autokd.search.hparams.trial import TrialContext
     from autokd.spec.document import apply_overrides
-    from autokd.stages.validate import validate_pipeline
 
     spec = loaded.spec
+    task = get_task(loaded.task)
     # a relative data.path is relative to the working directory, as for `autokd validate` and `run`
-    pipeline = validate_pipeline(apply_overrides(loaded.base, spec.fixed), file=str(loaded.pipeline_file),
-                                 root=Path.cwd())
-    inputs = ensure_inputs(pipeline, loaded.root, str(loaded.pipeline_file), log=log)
+    pipeline = task.validate(apply_overrides(loaded.base, spec.fixed), file=str(loaded.pipeline_file),
+                             root=Path.cwd())
+    inputs = task.ensure_inputs(pipeline, loaded.root, str(loaded.pipeline_file), log=log)
     space = Space.from_loaded(loaded)
     ctx = TrialContext(search=spec.name, base=loaded.base, pipeline_file=str(loaded.pipeline_file),
                        root=str(loaded.root), space=space, objectives=dict(spec.objectives),
-                       cpus=spec.budget.resources.cpu, inputs=inputs, evaluate_test=evaluate_test)
+                       cpus=spec.budget.resources.cpu, inputs=inputs, evaluate_test=evaluate_test,
+                       task=loaded.task)
     return ctx
 
 
 def write_results(out: Path, loaded, ctx, records: list[TrialRecord], spec_file: str) -> tuple[TrialRecord | None, list[str]]:
     from autokd.lineage.manifest import write_manifest
     from autokd.search.hparams.results import best_trial, pipeline_fingerprint, write_best, write_pareto, write_trials
+    from autokd.search.hparams.tasks import get_task
     from autokd.stages import Layout
 
+    task = get_task(loaded.task)
     objectives = dict(loaded.spec.objectives)
     out.mkdir(parents=True, exist_ok=True)
-    write_trials(out, records, objectives)
+    write_trials(out, records, objectives, task.extra_final_keys)
     files = ["trials.csv", "trials.json"]
     best = best_trial(records, objectives)
     best_file = out / "best.yaml"
@@ -82,7 +85,8 @@ def write_results(out: Path, loaded, ctx, records: list[TrialRecord], spec_file:
             pipeline_rel = str(loaded.pipeline_file.relative_to(Path.cwd()))
         except ValueError:
             pipeline_rel = str(loaded.pipeline_file)
-        write_best(out, best, loaded.name, pipeline_rel, spec_file, objectives, pipeline_fingerprint(loaded.base))
+        write_best(out, best, loaded.name, pipeline_rel, spec_file, objectives, pipeline_fingerprint(loaded.base),
+                   headline=task.headline(best.final))
         files.append("best.yaml")
     elif best_file.exists():
         best_file.unlink()  # a stale winner from an earlier search would be misleading
@@ -93,8 +97,8 @@ def write_results(out: Path, loaded, ctx, records: list[TrialRecord], spec_file:
         write_manifest(out, kind="search", content=files,
                        parents=[layout.data, layout.model_dir("teacher"), layout.teacher_outputs],
                        spec={"search": loaded.spec.model_dump(mode="json")},
-                       metrics={"trials": len(records), **({"best.val_accuracy": best.final.get("val_accuracy"),
-                                                            "best.test_accuracy": best.final.get("test_accuracy")}
+                       metrics={"trials": len(records), **({f"best.{task.val_key}": best.final.get(task.val_key),
+                                                            f"best.{task.test_key}": best.final.get(task.test_key)}
                                                            if best else {})},
                        root=layout.root)
         files.append("manifest.json")
@@ -137,15 +141,20 @@ def run_search(spec_path: str | Path, *, trials: int | None = None, address: str
         n = ctx.space.grid_size()
     from autokd.search.hparams.objectives import OBJECTIVES
 
+    from autokd.search.hparams.tasks import get_task
+
+    task = get_task(loaded.task)
     if progress is None:
-        progress = SearchProgress(n, primary_key=OBJECTIVES[next(iter(spec.objectives))].key, live=live, echo=log)
+        progress = SearchProgress(n, primary_key=OBJECTIVES[next(iter(spec.objectives))].key, live=live, echo=log,
+                                  val_key=task.val_key, test_key=task.test_key, val_mode=task.val_mode)
     log(f"[search] {spec.name}: {n} trials of {loaded.pipeline_file.name} on {backend} "
         f"(sampler {spec.sampler_type}, scheduler {spec.scheduler_type}), root {ctx.root}, outputs {out}")
     from autokd.search.hparams.experiments import TrialExperiments
 
     if record_experiments is None:  # trials that never see the test split have no metrics to record
         record_experiments = spec.record_experiments and evaluate_test
-    recorder = TrialExperiments.open(spec.name, loaded.pipeline_file, ctx.root, enabled=record_experiments, log=log)
+    recorder = TrialExperiments.open(spec.name, loaded.pipeline_file, ctx.root, enabled=record_experiments, log=log,
+                                     metric_keys=task.metric_keys)
     records = run(loaded, ctx, out, n, address=address, resume=resume, storage=storage, overwrite=overwrite,
                   progress=progress, log=log, recorder=recorder)
     if recorder is not None:
@@ -157,9 +166,7 @@ def run_search(spec_path: str | Path, *, trials: int | None = None, address: str
     if recorder is not None:
         log(recorder.summary())
     if best is not None:
-        test = f", test accuracy {best.final['test_accuracy']:.4f}" if "test_accuracy" in best.final else ""
-        log(f"[search] best: trial {best.trial} val accuracy {best.final.get('val_accuracy', float('nan')):.4f}"
-            f"{test}: {ctx.space.describe(best.params)}")
+        log(f"[search] best: trial {best.trial} {task.headline(best.final)}: {ctx.space.describe(best.params)}")
     if apply:
         if best is None:
             log("[search] nothing to apply: no trial completed its schedule")

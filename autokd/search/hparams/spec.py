@@ -47,7 +47,6 @@ from autokd.spec.base import validate_document
 from autokd.spec.document import apply_overrides, get_path, load_yaml
 from autokd.spec.errors import SpecError, SpecIssue, issues_from_validation
 from autokd.spec.pipeline import ModelSpec, PipelineSpec
-from autokd.stages.validate import validate_pipeline
 
 #: Spec sections a search may not change: trials share the prepared data and the teacher's
 #: cached outputs, so the data, the teacher and the runtime are fixed by the pipeline root.
@@ -67,6 +66,7 @@ class LoadedSearch:
     root: Path  # absolute pipeline root
     base: dict[str, Any]  # the pipeline spec as a mapping (without ``fixed``)
     choices: dict[str, list[Any]] = field(default_factory=dict)  # resolved choice values per dimension
+    task: str = "classify"  # the pipeline's task (:mod:`autokd.search.hparams.tasks`)
 
     @property
     def name(self) -> str:
@@ -78,15 +78,15 @@ def _resolve(path: str, base_dir: Path) -> Path:
     return p if p.is_absolute() else (base_dir / p)
 
 
-def _schema_issue(path: str, loc: tuple) -> SpecIssue | None:
-    """Check that a dotted path names a field of :class:`PipelineSpec` (free below a mapping)."""
+def _schema_issue(path: str, loc: tuple, schema: Any = PipelineSpec) -> SpecIssue | None:
+    """Check that a dotted path names a field of the pipeline ``schema`` (free below a mapping)."""
     parts = path.split(".")
     if parts[0] in FROZEN_SECTIONS:
         return SpecIssue(
             loc, expected="a student.* or distill.* path (data, teacher, runtime and evaluate are fixed by the "
             "pipeline root the trials share)", found=path, show_found=True,
         )
-    model: Any = PipelineSpec
+    model: Any = schema
     for i, part in enumerate(parts):
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             return None  # below a free mapping (model.params, distill.params): checked by sample validation
@@ -161,25 +161,28 @@ def load_search_spec(path: str | Path, base_dir: str | Path | None = None) -> Lo
 def _search_issues(spec: SearchSpec, path: Path, base_dir: Path, found: dict[str, LoadedSearch]) -> list[SpecIssue]:
     """Pass 2, in steps that each need the one before to be clean: the spec on its own, the
     choices it names (models, shortlists), then the pipeline at every dimension's extremes."""
+    from autokd.search.hparams.tasks import get_task, task_name
+
     issues: list[SpecIssue] = []
+    pipeline_file = _resolve(spec.pipeline, base_dir).resolve()
+    root = _resolve(spec.root, base_dir).resolve()
+    if not pipeline_file.exists():
+        issues.append(SpecIssue(("pipeline",), expected="an existing pipeline spec file", found=spec.pipeline))
+    task = task_name(load_yaml(pipeline_file)) if pipeline_file.exists() else "classify"
+    schema = get_task(task).schema()
     for name in spec.objectives:
-        issue = objective_issue(name, ("objectives", name))
+        issue = objective_issue(name, ("objectives", name), task)
         if issue:
             issues.append(issue)
     if spec.multi_objective and spec.scheduler.type in ("asha", "hyperband"):
         issues.append(SpecIssue(("scheduler", "type"), expected="fifo or auto for several objectives (early "
                                 "stopping ranks trials on one metric)", found=spec.scheduler.type))
-
-    pipeline_file = _resolve(spec.pipeline, base_dir).resolve()
-    root = _resolve(spec.root, base_dir).resolve()
-    if not pipeline_file.exists():
-        issues.append(SpecIssue(("pipeline",), expected="an existing pipeline spec file", found=spec.pipeline))
     for key in spec.fixed:
-        issue = _schema_issue(key, ("fixed", key))
+        issue = _schema_issue(key, ("fixed", key), schema)
         if issue:
             issues.append(issue)
     for key, dim in spec.space.items():
-        issue = _schema_issue(key, ("space", key))
+        issue = _schema_issue(key, ("space", key), schema)
         if issue:
             issues.append(issue)
         if key in spec.fixed:
@@ -196,7 +199,7 @@ def _search_issues(spec: SearchSpec, path: Path, base_dir: Path, found: dict[str
                     issues.append(SpecIssue(("space", key, "conditional", method),
                                             expected=f"one of the choice's values {dim.values}", found=method))
                 for sub in dims:
-                    sub_issue = _schema_issue(sub, ("space", key, "conditional", method, sub))
+                    sub_issue = _schema_issue(sub, ("space", key, "conditional", method, sub), schema)
                     if sub_issue:
                         issues.append(sub_issue)
                     elif sub == "distill.method" or sub in spec.space:
@@ -232,7 +235,7 @@ def _search_issues(spec: SearchSpec, path: Path, base_dir: Path, found: dict[str
         return issues
 
     loaded = LoadedSearch(spec=spec, file=str(path), pipeline_file=pipeline_file, root=root, base=base,
-                          choices=choices)
+                          choices=choices, task=task)
     found["loaded"] = loaded
     return _sample_issues(loaded)
 
@@ -248,9 +251,11 @@ def _pipeline_issues(loaded: LoadedSearch, overrides: dict[str, Any], loc: tuple
                 return other
         return loc
 
+    from autokd.search.hparams.tasks import get_task
+
     try:
         data = apply_overrides(loaded.base, overrides)
-        validate_pipeline(data, file=str(loaded.pipeline_file), root=loaded.root, check_paths=False)
+        get_task(loaded.task).validate(data, file=str(loaded.pipeline_file), root=loaded.root, check_paths=False)
     except SpecError as exc:
         return [SpecIssue(where(issue), expected=f"{what} to give a valid pipeline spec",
                           found_text=f"{issue.path}: expected {issue.expected}"

@@ -2,16 +2,17 @@
 
 A trial
 1. patches the pipeline spec with its parameters (:meth:`Space.to_overrides`, then
-   :func:`~autokd.spec.document.apply_overrides` and :func:`~autokd.stages.validate_pipeline`);
-2. builds the student and the distillation objective with the stages' own recipe
-   (:func:`~autokd.stages.build_role_model`, :func:`~autokd.stages.build_distill_objective`,
-   :func:`~autokd.stages.role_fingerprint`), so the same spec gives the same initial
-   weights, the same batches and, on the CPU, the same accuracy as ``dvc repro``;
+   :func:`~autokd.spec.document.apply_overrides` and the task's validation);
+2. builds the student and the distillation objective with the stages' own recipe through the
+   pipeline's :class:`~autokd.search.hparams.tasks.SearchTask` (classification:
+   :mod:`.classify_task`, language models: :mod:`.lm_task`), with the ``distill`` stage's
+   checkpoint fingerprint, so the same spec gives the same initial weights, the same batches
+   and, on the CPU, the same result as ``dvc repro``;
 3. trains with :func:`autokd.train.train` (per-epoch checkpoints, resume), reading the
-   teacher's cached logits for logit methods (``teacher_calls`` stays 0) and running the
+   teacher's cached outputs where it can (``teacher_calls`` stays 0) and running the
    teacher without gradients for feature methods;
 4. reports after every epoch: validation metrics (what the search optimises), the test
-   accuracy computed exactly as ``evaluate`` does, params/FLOPs/latency, the teacher calls
+   metrics computed exactly as ``evaluate`` does, the student's size, the teacher calls
    and the node, with the epoch's checkpoint, so a scheduler can stop it early and a
    retried trial resumes where it was;
 5. on a non-finite loss (or a patch that does not validate) raises :class:`TrialFailed`
@@ -33,6 +34,7 @@ from typing import Any, Protocol
 from autokd.search.hparams.inputs import Inputs
 from autokd.search.hparams.objectives import failed_values
 from autokd.search.hparams.space import Space
+from autokd.search.hparams.tasks import get_task
 
 
 class TrialFailed(RuntimeError):
@@ -71,31 +73,22 @@ class TrialContext:
     #: report the test accuracy beside the validation metrics; False: the trial never reads the
     #: test split (the tuned method comparison selects on validation only)
     evaluate_test: bool = True
+    #: the pipeline's task (:mod:`autokd.search.hparams.tasks`): ``classify`` or ``lm``
+    task: str = "classify"
 
 
 def trial_spec(params: dict[str, Any], ctx: TrialContext):
     """The validated pipeline spec of a trial and its patch."""
-    from autokd.spec.errors import SpecError
     from autokd.spec.document import apply_overrides
-    from autokd.stages.validate import validate_pipeline
+    from autokd.spec.errors import SpecError
 
     patch = ctx.space.to_overrides(params)
     try:
-        spec = validate_pipeline(apply_overrides(ctx.base, patch), file=ctx.pipeline_file, root=Path(ctx.root),
-                                 check_paths=False)
+        spec = get_task(ctx.task).validate(apply_overrides(ctx.base, patch), file=ctx.pipeline_file,
+                                           root=Path(ctx.root), check_paths=False)
     except SpecError as exc:
         raise TrialFailed(f"the patched spec does not validate: {exc.render()}") from None
     return spec, patch
-
-
-def _latency(model, input_shape, spec) -> float:
-    """Batch-1 CPU latency of the freshly built student. The timing draws its input from a
-    private generator and restores the model's mode and device, so the global RNG (and thus
-    the trial's batches) is untouched, as in the pipeline."""
-    from autokd.evaluate.timing import latency_ms
-
-    return latency_ms(model, input_shape, runs=spec.evaluate.latency_runs, warmup=spec.evaluate.latency_warmup,
-                      threads=spec.evaluate.latency_threads)
 
 
 def run_trial(params: dict[str, Any], ctx: TrialContext, reporter: Reporter) -> dict[str, Any]:
@@ -108,37 +101,31 @@ def run_trial(params: dict[str, Any], ctx: TrialContext, reporter: Reporter) -> 
     """
     import torch
 
-    from autokd.data.prepare import load_prepared
-    from autokd.evaluate.metrics import predict_logits
-    from autokd.stages import Layout, distill_extra, role_fingerprint
     from autokd.train.device import resolve_device, use_amp
     from autokd.train.trainer import NonFiniteLossError, train
 
+    task = get_task(ctx.task)
     spec, _ = trial_spec(params, ctx)
     threads = spec.runtime.num_threads or max(1, int(ctx.cpus))
     torch.set_num_threads(threads)
     device = resolve_device(spec.runtime)
     amp = use_amp(spec.runtime, device)
-    layout = Layout(Path(ctx.root))
-    data = load_prepared(layout.data)
     try:
-        model, objective, static = build_trial(spec, data, layout, device)
+        parts = task.build(spec, Path(ctx.root), ctx.inputs, device)
     except (ValueError, TypeError, KeyError) as exc:
         raise TrialFailed(f"cannot build the trial: {type(exc).__name__}: {exc}") from None
+    model, objective, data, static = parts.model, parts.objective, parts.data, parts.static
     ckpt_dir = reporter.checkpoint_dir()
     static["node"] = reporter.node()
     static["nodes"] = " ".join(_record_node(ckpt_dir, static["node"]))
-    # the distill stage's own checkpoint fingerprint: a trial and `dvc repro` of the same spec resume alike
-    run_fp = role_fingerprint("student", spec, spec.student, data.sha256, distill_extra(spec, ctx.inputs.teacher_sha256))
     last: dict[str, Any] = {}
     replayed: list[dict[str, float]] = []  # epochs restored from a checkpoint (a resumed trial)
 
     def on_epoch(rec: dict[str, float], epoch: int) -> None:
-        test = _test_metrics(predict_logits(model, data.test.x, device).cpu(), data.test.y,
-                             spec.evaluate.ece_bins) if ctx.evaluate_test else {}
+        test = task.test_metrics(parts, spec, device) if ctx.evaluate_test else {}
         # seconds spent in training epochs (restored epochs included), without start-up costs
         before = last["train_seconds"] if last else sum(r.get("seconds", 0.0) for r in replayed)
-        metrics = {**rec, **test, **static,
+        metrics = {**rec, **task.epoch_metrics(rec), **test, **static,
                    "teacher_calls": objective.teacher_calls, "resumed_from": len(replayed),
                    "train_seconds": before + rec.get("seconds", 0.0)}
         metrics["epoch"] = int(rec["epoch"])
@@ -147,22 +134,15 @@ def run_trial(params: dict[str, Any], ctx: TrialContext, reporter: Reporter) -> 
         reporter.report(metrics, ckpt_dir)
 
     try:
+        # the distill stage's own checkpoint fingerprint: a trial and `dvc repro` of the same spec resume alike
         train(model, data.train, data.val, spec.student.train, objective, device=device, amp=amp,
-              checkpoint_dir=ckpt_dir, run_fingerprint=run_fp, name="trial", on_epoch=on_epoch,
+              checkpoint_dir=ckpt_dir, run_fingerprint=parts.fingerprint, name="trial", on_epoch=on_epoch,
               replay=replayed.append, progress=False)
     except NonFiniteLossError as exc:
         raise TrialFailed(str(exc), epoch=exc.epoch + 1, metrics=last or static) from None
     except ValueError as exc:  # a combination the method refuses on this data (cakd strong_k >= classes)
         raise TrialFailed(f"the trial failed: {exc}", epoch=int(last.get("epoch", 0)), metrics=last or static) from None
     return dict(last)
-
-
-def _test_metrics(logits, y, ece_bins: int) -> dict[str, float]:
-    """Test accuracy, NLL and ECE exactly as the evaluate stage computes them (a trial's DVC
-    experiment records them under the stage's keys)."""
-    from autokd.evaluate.metrics import accuracy, ece, nll
-
-    return {"test_accuracy": accuracy(logits, y), "test_nll": nll(logits, y), "test_ece": ece(logits, y, ece_bins)}
 
 
 def _record_node(ckpt_dir: Path, node: str) -> list[str]:
@@ -177,28 +157,6 @@ def _record_node(ckpt_dir: Path, node: str) -> list[str]:
         nodes.append(node)
         atomic_write_json(path, nodes)
     return nodes
-
-
-def build_trial(spec, data, layout, device):
-    """Student and objective exactly as ``autokd.stages.distill`` builds them (same seed, same
-    order of random draws), plus the student's size and latency (measured without touching
-    the global random state)."""
-    from autokd.evaluate.metrics import count_flops
-    from autokd.models.registry import count_params
-    from autokd.stages import build_distill_objective, build_role_model, teacher_mode
-
-    model = build_role_model(spec.student, data)
-    static = {
-        "params": count_params(model),
-        "flops": count_flops(model, tuple(data.input_shape)),
-        "latency_ms": _latency(model, data.input_shape, spec),
-        "max_epochs": spec.student.train.epochs,
-        "teacher_mode": teacher_mode(spec),
-        "failed": False,
-        "error": "",
-    }
-    objective = build_distill_objective(spec, model, data, layout, device)
-    return model, objective, static
 
 
 def failure_result(exc: TrialFailed, objectives: dict[str, str]) -> dict[str, Any]:
