@@ -28,7 +28,7 @@ def hparams(
         False, "--no-dvc-exp", help="do not record completed trials as DVC experiments (spec: record_experiments)",
     ),
 ) -> None:
-    """Search distillation hyperparameters (T, lambda, method, student, training knobs)."""
+    """Search distillation hyperparameters (T, lambda, method, student, training knobs) of a classifier or language-model pipeline."""
     if backend not in ("ray", "optuna"):
         unknown_choice("backend", backend, ("ray", "optuna"))
     if apply_only:

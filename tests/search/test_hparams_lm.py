@@ -161,3 +161,53 @@ def test_lm_search_runs_on_optuna_and_writes_best(lm_ctx, tmp_path):
     rows = (tmp_path / "out" / "trials.csv").read_text().splitlines()
     assert "val_perplexity" in rows[0] and "test_bits_per_byte" in rows[0] and len(rows) == 4
     assert any("best: trial" in ln and "validation perplexity" in ln for ln in lines)
+
+
+@pytest.mark.slow
+def test_lm_search_on_ray_through_the_cli_records_dvc_experiments(tmp_path):
+    """`autokd search hparams` (Ray Tune + Optuna) over an LM pipeline in a git + DVC repository:
+    every completed trial becomes a DVC experiment holding its patched spec and its test
+    perplexity under the LM evaluate stage's keys."""
+    import os
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    from autokd.cli import app
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    work = tmp_path / "repo"
+    (work / "pipelines").mkdir(parents=True)
+    (work / "pipelines" / "lm.yaml").write_text(yaml.safe_dump(TINY_LM, sort_keys=False))
+    (work / ".dvc").mkdir()
+    (work / ".dvc" / "config").write_text("[core]\n    analytics = false\n    check_update = false\n")
+    (work / ".gitignore").write_text("/runs/\n/searches/\n")
+    from autokd.stages.dvcgen import lm_dvc_stages
+
+    (work / "pipelines" / "lm").mkdir()  # the LM pipeline's DVC file: it declares runs/lm/reports/metrics.json
+    (work / "pipelines" / "lm" / "dvc.yaml").write_text(
+        yaml.safe_dump({"stages": lm_dvc_stages("pipelines/lm.yaml", "runs/lm")}, sort_keys=False))
+    search = _search(Path("pipelines/lm.yaml"), Path("runs/lm"), record_experiments=True,
+                     budget={"trials": 2, "max_concurrent": 2, "resources": {"cpu": 1}})
+    write_search(work, search, name="lm_search.yaml")
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t",
+                                                              "commit", "-qm", "init"]):
+        subprocess.run(cmd, cwd=work, check=True, env=env, capture_output=True)
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        result = CliRunner().invoke(app, ["search", "hparams", "lm_search.yaml"])
+    finally:
+        os.chdir(cwd)
+    assert result.exit_code == 0, result.output
+    assert "validation perplexity" in result.output
+    shown = subprocess.run(["dvc", "exp", "show", "--json"], cwd=work, env=env, capture_output=True, text=True,
+                           check=True).stdout
+    exps = [e for rev in json.loads(shown) for e in (rev.get("experiments") or [])]
+    names = sorted(e["name"] for e in exps)
+    assert names == ["tiny_lm-t000", "tiny_lm-t001"]
+    for e in exps:
+        data = e["revs"][0]["data"]
+        metrics = data["metrics"]["runs/lm/reports/metrics.json"]["data"]["student"]
+        assert metrics["perplexity"] > 1.0 and set(metrics) == {"perplexity", "nll", "bits_per_byte", "params"}
