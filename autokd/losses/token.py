@@ -211,12 +211,14 @@ class TokenDivergence(nn.Module, abc.ABC):
         chunked = step < n
         total = student.new_zeros((), dtype=torch.promote_types(student.dtype, torch.float32))
         for start in range(0, n, step):
-            s = student[start:start + step]
+            # one chunk: the tensors themselves (a slice's backward would zero-fill and copy a (N, V) gradient)
+            rows = slice(start, start + step) if chunked else slice(None)
+            s = student[rows] if chunked else student
             if sparse:
                 fn = self._sparse_chunk
-                args = tuple(x[start:start + step] for x in (teacher.logprobs, teacher.indices, teacher.tail))
+                args = tuple(x[rows] for x in (teacher.logprobs, teacher.indices, teacher.tail))
             else:
-                fn, args = self._chunk, (teacher[start:start + step],)
+                fn, args = self._chunk, (teacher[rows],)
             if chunked and torch.is_grad_enabled() and s.requires_grad:  # keep only the logits for backward
                 total = total + checkpoint(fn, s, *args, use_reentrant=False)
             else:

@@ -176,28 +176,19 @@ class DecoderLM(nn.Module):
         """``prompt`` ``(B, P)`` followed by ``max_new_tokens`` tokens: greedy when ``temperature``
         is 0, else sampled from softmax(logits / temperature), restricted to the ``top_k`` most
         likely tokens when ``top_k`` > 0. Stops early at the context length."""
-        was_training = self.training
-        self.eval()
-        try:
-            out = prompt
+        from autokd.models.sampling import generate
+
+        def start(prompt: Tensor):
             logits, cache, _ = self.run(prompt[:, -self.context:])
-            for _ in range(max_new_tokens):
-                nxt = logits[:, -1]
-                if temperature > 0:
-                    nxt = nxt / temperature
-                    if top_k > 0:
-                        kth = nxt.topk(min(top_k, nxt.shape[-1]), dim=-1).values[:, -1:]
-                        nxt = nxt.masked_fill(nxt < kth, float("-inf"))
-                    token = torch.multinomial(nxt.softmax(-1), 1, generator=generator)
-                else:
-                    token = nxt.argmax(-1, keepdim=True)
-                out = torch.cat([out, token], dim=1)
-                if cache[0][0].shape[2] >= self.context:
-                    break
-                logits, cache, _ = self.run(token, cache)
-            return out
-        finally:
-            self.train(was_training)
+            return logits, cache
+
+        def step(token: Tensor, cache):
+            logits, cache, _ = self.run(token, cache)
+            return logits, cache
+
+        return generate(self, prompt, max_new_tokens, start, step,
+                        full=lambda out, cache: cache[0][0].shape[2] >= self.context,
+                        temperature=temperature, top_k=top_k, generator=generator)
 
 
 @register_model("decoder", DecoderParams, task="lm")

@@ -81,28 +81,19 @@ class HFCausalLM(nn.Module):
     def generate(self, prompt: Tensor, max_new_tokens: int, *, temperature: float = 0.0, top_k: int = 0,
                  generator: torch.Generator | None = None) -> Tensor:
         """As :meth:`autokd.models.decoder.DecoderLM.generate`, with the model's own cache."""
-        was_training = self.training
-        self.eval()
-        try:
-            out = prompt
+        from autokd.models.sampling import generate
+
+        def start(prompt: Tensor):
             res = self.model(input_ids=prompt, use_cache=True)
-            for _ in range(max_new_tokens):
-                nxt = res.logits[:, -1]
-                if temperature > 0:
-                    nxt = nxt / temperature
-                    if top_k > 0:
-                        kth = nxt.topk(min(top_k, nxt.shape[-1]), dim=-1).values[:, -1:]
-                        nxt = nxt.masked_fill(nxt < kth, float("-inf"))
-                    token = torch.multinomial(nxt.softmax(-1), 1, generator=generator)
-                else:
-                    token = nxt.argmax(-1, keepdim=True)
-                out = torch.cat([out, token], dim=1)
-                if out.shape[1] >= self.context + 1:
-                    break
-                res = self.model(input_ids=token, **{self._cache_arg: res.past_key_values}, use_cache=True)
-            return out
-        finally:
-            self.train(was_training)
+            return res.logits, res.past_key_values
+
+        def step(token: Tensor, past):
+            res = self.model(input_ids=token, **{self._cache_arg: past}, use_cache=True)
+            return res.logits, res.past_key_values
+
+        return generate(self, prompt, max_new_tokens, start, step,
+                        full=lambda out, past: out.shape[1] >= self.context + 1,
+                        temperature=temperature, top_k=top_k, generator=generator)
 
 
 @register_model("hf_causal_lm", HFParams, task="lm")
