@@ -42,6 +42,17 @@ def _missing_inputs(root: Path) -> None:
                   f"dvc repro pipelines/compare/dvc.yaml which builds it)", 2)
 
 
+def _checked_run(spec: Path, root: Path, method: str, seed: int):
+    """The comparison spec, once ``method`` and ``seed`` are known to it (checked before anything
+    else) and the default pipeline's inputs exist."""
+    from autokd.stages.compare_spec import run_pipeline_spec
+
+    s = _spec(spec, root)
+    guard(run_pipeline_spec, s, method, seed, root)
+    _missing_inputs(root)
+    return s
+
+
 @app.command()
 def run(
     method: str = typer.Argument(..., help="a method of the comparison, or 'baseline'"),
@@ -51,11 +62,8 @@ def run(
 ) -> None:
     """Train one (method, seed) student into runs/compare/<method>/<seed>/."""
     from autokd.stages.compare import run_one
-    from autokd.stages.compare_spec import run_pipeline_spec
 
-    s = _spec(spec, root)
-    guard(run_pipeline_spec, s, method, seed, root)  # an unknown method or seed before anything else
-    _missing_inputs(root)
+    s = _checked_run(spec, root, method, seed)
     guard(run_one, s, method, seed, root)
 
 
@@ -136,14 +144,11 @@ def run_tuned(
     root: Path = ROOT_OPT,
 ) -> None:
     """Train the chosen configuration of one (method, seed) into runs/compare_tuned/<method>/<seed>/."""
-    from autokd.stages.compare_spec import run_pipeline_spec
     from autokd.stages.compare_tuned import run_tuned as go
 
-    s = _spec(spec, root)
     if method == "baseline":
         fail("the baseline has nothing to tune: its runs are the untuned comparison's (autokd compare run baseline)", 2)
-    guard(run_pipeline_spec, s, method, seed, root)
-    _missing_inputs(root)
+    s = _checked_run(spec, root, method, seed)
     try:
         guard(go, s, method, seed, root)
     except FileNotFoundError as exc:
