@@ -125,3 +125,11 @@ def test_file_order_is_kept_when_every_method_has_a_temperature(tmp_path):
     space.suggest(rec)
     top = [name for name in rec.asked if "@" not in name]
     assert top == list(doc["space"])  # temperature, alpha, method: as written
+
+
+def test_describe_names_a_conditional_knob_with_its_method(loaded):
+    space = Space.from_loaded(loaded)
+    params = space.first_params(method="dkd")
+    params["distill.params.beta@dkd"] = 2.5
+    text = space.describe(params)
+    assert "method=dkd" in text and "beta@dkd=2.5" in text and "alpha=" in text

@@ -271,6 +271,7 @@ class Space:
                  "student.train.lr": "lr", "student.train.epochs": "epochs", "student.model": "student"}
         parts = []
         for name, v in self.readable(params).items():
-            key = short.get(name, name.split("@")[0].split(".")[-1])
+            path, _, method = name.partition("@")  # a conditional knob keeps its method: beta@dkd
+            key = short.get(name, path.split(".")[-1] + (f"@{method}" if method else ""))
             parts.append(f"{key}={v:.4g}" if isinstance(v, float) else f"{key}={v}")
         return " ".join(parts)
