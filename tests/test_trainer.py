@@ -293,3 +293,34 @@ def test_count_correct_is_argmax_accuracy_with_ties_and_nans():
         flat = x.reshape(-1, 6)  # a classifier's (B, K) logits and (B,) labels
         assert int(count_correct(flat, y.reshape(-1))) == int((flat.argmax(-1) == y.reshape(-1)).sum())
     assert int(count_correct(torch.zeros(2, 3), torch.tensor([0, 1]))) == 1  # all tied: the first index wins
+
+
+def _val_loss(model):
+    return trainer_module.evaluate_split(model, _data(48, 1), CPU)["loss"]
+
+
+@pytest.mark.parametrize("with_checkpoint", [False, True])
+def test_keep_best_ends_with_the_lowest_validation_loss_epoch(tmp_path, with_checkpoint):
+    """An over-long run on 96 samples overfits: keep=best ends with the best epoch's weights,
+    not the last epoch's, with or without a checkpoint folder."""
+    cfg = TrainSpec(epochs=12, batch_size=16, lr=0.05, weight_decay=0.0, schedule="constant", keep="best")
+    model, res = _run(cfg, ckpt=tmp_path if with_checkpoint else None)
+    losses = [r["val_loss"] for r in res.history]
+    kept = losses.index(min(losses))
+    assert kept != len(losses) - 1, "the setting must overfit for this test to mean something"
+    assert res.final["kept_epoch"] == kept + 1 and res.final["val_loss"] == losses[kept]
+    assert _val_loss(model) == pytest.approx(losses[kept], rel=1e-6)
+    last_model, last = _run(cfg.model_copy(update={"keep": "last"}))
+    assert last.history == res.history  # the selection changes nothing in training
+    assert _val_loss(last_model) == pytest.approx(losses[-1], rel=1e-6)
+
+
+def test_keep_best_after_a_crash_ends_with_the_same_weights(tmp_path):
+    cfg = TrainSpec(epochs=12, batch_size=16, lr=0.05, weight_decay=0.0, schedule="constant", keep="best")
+    full, _ = _run(cfg)
+    with pytest.raises(Crash):
+        _run(cfg, ckpt=tmp_path, on_epoch=crash_after_epoch_2)
+    resumed, res = _run(cfg, ckpt=tmp_path)
+    assert res.resumed_from == 2
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)

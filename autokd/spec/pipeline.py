@@ -70,6 +70,9 @@ class TrainSpec(Strict):
     batch_size: PositiveInt = 64
     seed: int = 0
     grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this value")
+    keep: Literal["last", "best"] = Field(
+        "last", description="the weights a run ends with: the last epoch's, or those of the epoch with the lowest "
+        "validation loss (early-stopping selection on the validation split)")
     augment: AugmentSpec = Field(default_factory=AugmentSpec)
 
 

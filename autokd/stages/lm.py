@@ -144,11 +144,13 @@ def compute_budget(spec: LMPipelineSpec, data: PreparedText) -> dict[str, Any]:
 
 
 def train_baseline_equal(spec: LMPipelineSpec, layout: Layout, progress: bool = True) -> None:
-    """The labels-only student trained for distillation's compute (more epochs, same schedule shape)."""
+    """The labels-only student trained for distillation's compute (more epochs, same schedule shape),
+    ending with the weights of its lowest-validation-loss epoch (``train.keep: best``)."""
     data = load_prepared_text(layout.data)
     budget = compute_budget(spec, data)
-    role_spec = spec.student.model_copy(
-        update={"train": spec.student.train.model_copy(update={"epochs": budget["equal_compute_epochs"]})})
+    # early-stopping selection: an over-long labels-only run would otherwise be judged on its overfit last epoch
+    role_spec = spec.student.model_copy(update={"train": spec.student.train.model_copy(
+        update={"epochs": budget["equal_compute_epochs"], "keep": "best"})})
     print(f"[train_baseline_equal] {budget['equal_compute_epochs']} epochs (distillation: "
           f"{spec.student.train.epochs} epochs + {budget['teacher_passes']} teacher pass(es))", flush=True)
     _labels_only(spec, layout, "baseline_equal", role_spec, "student", progress, extra={"budget": budget})
@@ -251,6 +253,8 @@ def evaluate(spec: LMPipelineSpec, layout: Layout, progress: bool = True) -> dic
     out["ppl_reduction_vs_baseline"] = 1.0 - s / b
     out["ppl_reduction_vs_equal_compute"] = 1.0 - s / out["baseline_equal"]["perplexity"]
     out["budget"] = compute_budget(spec, data)
+    kept = json.loads((layout.model_dir("baseline_equal") / "manifest.json").read_text()).get("metrics", {})
+    out["budget"]["equal_compute_kept_epoch"] = kept.get("kept_epoch")  # its best-validation epoch
     out["cache_bytes_per_token"] = (json.loads((layout.teacher_outputs / "manifest.json").read_text())
                                     .get("metrics", {}).get("bytes_per_token")
                                     if (layout.teacher_outputs / "manifest.json").exists() else None)

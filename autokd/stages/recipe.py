@@ -97,7 +97,8 @@ def save_role(
     save_model(out / MODEL_FILE, model.cpu(), role_spec.model.name, role_spec.model.params,
                data.input_shape, data.num_classes)
     atomic_write_json(out / "history.json", result.history)
-    final = {k: v for k, v in result.final.items() if k.startswith("val_") or k.startswith("train_")}
+    final = {k: v for k, v in result.final.items()
+             if k.startswith("val_") or k.startswith("train_") or k == "kept_epoch"}
     return write_manifest(out, kind=role, content=[MODEL_FILE], parents=parents, spec=spec_section,
                           metrics=final, root=layout.root)
 

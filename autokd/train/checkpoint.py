@@ -110,3 +110,36 @@ def restore(
         states = [tensors[k] for k in cuda_keys]
         if states:
             torch.cuda.set_rng_state_all(states)
+
+
+BEST_NAME = "best.safetensors"
+
+
+class BestWeights:
+    """The weights of the best epoch so far (``train.keep: best``): a safetensors file beside
+    the checkpoint, written atomically, or a copy in memory for a run without a checkpoint
+    folder."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self._copy: dict[str, torch.Tensor] | None = None
+
+    def save(self, model: nn.Module) -> None:
+        tensors = {k: v.detach().cpu().clone() for k, v in state_tensors(model).items()}
+        if self.path is None:
+            self._copy = tensors
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            save_safetensors(self.path, tensors)
+
+    def load(self, model: nn.Module) -> None:
+        if self.path is None:
+            tensors = self._copy
+        else:
+            from safetensors.torch import load_file
+
+            tensors = load_file(str(self.path))
+        if tensors is None:
+            raise RuntimeError("no best weights were saved")
+        device = next(model.parameters()).device
+        load_state_tensors(model, {k: v.to(device) for k, v in tensors.items()})

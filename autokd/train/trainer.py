@@ -29,7 +29,7 @@ from torch import nn
 from autokd.data.batches import Batch, BatchIterator
 from autokd.data.prepare import Split
 from autokd.spec.pipeline import TrainSpec
-from autokd.train.checkpoint import CKPT_NAME, load_checkpoint, restore, save_checkpoint
+from autokd.train.checkpoint import BEST_NAME, CKPT_NAME, BestWeights, load_checkpoint, restore, save_checkpoint
 from autokd.train.device import autocast, grad_scaler
 
 
@@ -193,6 +193,13 @@ class Progress:
             self._bar.stop()
 
 
+def best_epoch(history: list[dict[str, float]]) -> int | None:
+    """Index of the epoch with the lowest validation loss (the first of equals); None without one."""
+    losses = [(rec["val_loss"], i) for i, rec in enumerate(history)
+              if "val_loss" in rec and math.isfinite(rec["val_loss"])]
+    return min(losses)[1] if losses else None
+
+
 def train(
     model: nn.Module,
     train_split: Split,
@@ -214,7 +221,9 @@ def train(
     ``on_epoch(record, epoch)`` is called after each epoch's checkpoint (a search trial
     reports there); ``replay(record)`` receives the epochs restored from a checkpoint so
     loggers can rebuild their history. The records passed to both carry the epoch's wall
-    time as ``seconds``; those in ``TrainResult.history`` do not.
+    time as ``seconds``; those in ``TrainResult.history`` do not. With ``cfg.keep == "best"``
+    the model ends with the weights of the lowest-validation-loss epoch (kept beside the
+    checkpoint, so a resumed run ends alike) and ``final`` is that epoch's record.
     """
     start_time = time.perf_counter()
     model.to(device)
@@ -249,6 +258,7 @@ def train(
         for rec, secs in zip(history, epoch_seconds):
             replay({**rec, "seconds": secs})
 
+    best = BestWeights(Path(checkpoint_dir) / BEST_NAME if checkpoint_dir else None)
     bar = Progress(name, cfg.epochs, len(batches), enabled=progress)
     bar.skip_to(first_epoch)
     try:
@@ -299,6 +309,8 @@ def train(
             rec.update({f"val_{k}": v for k, v in val.items()})
             history.append(rec)
             epoch_seconds.append(time.perf_counter() - t0)
+            if cfg.keep == "best" and best_epoch(history) == len(history) - 1:
+                best.save(model)  # before the checkpoint: a resumed run finds the best weights of its history
             if ckpt_path is not None:
                 save_checkpoint(
                     ckpt_path, model, optimizer, objective,
@@ -322,6 +334,11 @@ def train(
     finally:
         bar.close()
     final = {k: v for k, v in (history[-1] if history else {}).items()}
+    if cfg.keep == "best" and history and best_epoch(history) is not None:
+        kept = best_epoch(history)
+        if kept != len(history) - 1:
+            best.load(model)
+        final = {**history[kept], "kept_epoch": history[kept]["epoch"]}
     return TrainResult(
         history=history,
         epochs_run=len(history) - (resumed_from or 0),
