@@ -227,8 +227,8 @@ def _f(v, fmt="{:.2f}"):
 def markdown(res: dict) -> str:
     out = [f"`{res['command']}`", "", res["note"], ""]
     if "seeds" in res:
-        out += ["| seed | labels-only | equal-compute labels-only | distilled (fkl, top-32) | vs labels-only | "
-                "vs equal compute |", "|---|---|---|---|---|---|"]
+        out += ["| seed | labels-only | equal-compute labels-only | distilled (fkl, top-32) | ppl reduction "
+                "vs labels-only | vs equal compute |", "|---|---|---|---|---|---|"]
         for r in res["seeds"]:
             out.append(f"| {r['seed']} | {r['baseline']['test_ppl']:.2f} | {r['baseline_equal']['test_ppl']:.2f} | "
                        f"{r['student']['test_ppl']:.2f} | {r['reduction_vs_labels_only']:+.1%} | "
@@ -243,7 +243,8 @@ def markdown(res: dict) -> str:
                        f"| {statistics.mean(red):+.1%} | |")
         out += ["", f"Test perplexity. Distilled ≥ 10% lower than labels-only in {res['seeds_goal_met']} seeds.", ""]
     if "topk" in res:
-        out += ["| teacher cache | cache bytes/token | val ppl | test ppl | vs dense |", "|---|---|---|---|---|"]
+        out += ["| teacher cache | cache bytes/token | val ppl | test ppl | test ppl vs dense |",
+                "|---|---|---|---|---|"]
         out += [f"| {r['variant']} | {r['cache_bytes_per_token']:.0f} | {r['val_ppl']:.2f} | {r['test_ppl']:.2f} | "
                 f"{r['vs_dense']:+.2%} |" for r in res["topk"]]
         out += ["", "Seed 0; dense = top_k ≥ vocabulary (1024): every token, no tail.", ""]
@@ -253,8 +254,8 @@ def markdown(res: dict) -> str:
         out += ["", f"Seed 0; chosen on validation: alpha = {res['alpha_chosen_on_val']}.", ""]
     if "representation" in res:
         ref = res["representation_reference"]
-        out += ["| + representation term (weight 1) | features | test ppl | vs fkl only | vs labels-only | "
-                "s/epoch |", "|---|---|---|---|---|---|"]
+        out += ["| + representation term (weight 1) | features | test ppl | ppl change vs fkl only | "
+                "vs labels-only | s/epoch |", "|---|---|---|---|---|---|"]
         out.append(f"| none (fkl, cached top-32) | – | {ref['fkl_test_ppl']:.2f} | – | – | "
                    f"{_f(ref['fkl_seconds_per_epoch'], '{:.1f}')} |")
         for r in res["representation"]:
