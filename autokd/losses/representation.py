@@ -134,15 +134,29 @@ def pair_cosines(x: Tensor) -> Tensor:
     return x @ x.transpose(-2, -1)
 
 
-def window_angles(x: Tensor, window: int) -> Tensor:
+def window_angles(x: Tensor, window: int, eps: float = 1e-12) -> Tensor:
     """cos∠(x_i − x_j, x_k − x_j) for every i, j, k within ``window`` consecutive positions of
-    dim -2 (the triples of each window start, stacked): ``(..., n, d)`` -> ``(..., s, w, w, w)``."""
+    dim -2 (the triples of each window start, stacked): ``(..., n, d)`` -> ``(..., s, w, w, w)``.
+
+    Computed from the Gram matrix G = x xᵀ rather than from the (s, w, w, d) differences:
+    (x_i − x_j)·(x_k − x_j) = G_ik − G_ij − G_jk + G_jj and ‖x_i − x_j‖² = G_ii − 2 G_ij + G_jj,
+    so nothing of size w³·d is built (the difference form made ``ckd_wr`` ~7× slower than the
+    other relation terms at context 128). A zero difference (i = j or k = j) has cosine 0, as
+    ``F.normalize`` gives it."""
     n = x.shape[-2]
     w = min(window, n)
-    starts = x.unfold(-2, w, 1).transpose(-2, -1)  # (..., s, w, d)
-    diff = starts.unsqueeze(-3) - starts.unsqueeze(-2)  # (..., s, j, i, d) = x_i - x_j
-    diff = F.normalize(diff, dim=-1)
-    return diff @ diff.transpose(-2, -1)  # (..., s, j, i, k)
+    g = x @ x.transpose(-2, -1)  # (..., n, n)
+    idx = torch.arange(n - w + 1, device=x.device)[:, None] + torch.arange(w, device=x.device)[None, :]
+    blk = g[..., idx[:, :, None], idx[:, None, :]]  # (..., s, w, w): G within each window
+    diag = blk.diagonal(dim1=-2, dim2=-1)  # (..., s, w): G_pp
+    same = torch.eye(w, dtype=torch.bool, device=x.device)  # (j, i): i == j
+    sq = diag.unsqueeze(-1) + diag.unsqueeze(-2) - 2 * blk  # (..., s, j, i): ‖x_i − x_j‖²
+    norm = torch.where(same, torch.ones_like(sq), sq).clamp_min(0).sqrt().clamp_min(eps)  # no sqrt(0) gradient
+    num = (blk.unsqueeze(-3) - blk.unsqueeze(-1) - blk.unsqueeze(-2)
+           + diag[..., :, None, None])  # (..., s, j, i, k): G_ik − G_ji − G_jk + G_jj
+    cos = num / (norm.unsqueeze(-1) * norm.unsqueeze(-2))
+    zero = same.unsqueeze(-1) | same.unsqueeze(-2)  # (j, i, k): i == j or k == j
+    return torch.where(zero, torch.zeros_like(cos), cos)
 
 
 class CKDParams(BaseModel):
