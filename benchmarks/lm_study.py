@@ -220,6 +220,14 @@ def part_representation(study: Study, res: dict) -> None:
                                        "labels_only_test_ppl": baseline["test_ppl"] if baseline else None}
 
 
+def distilled_label(spec) -> str:
+    """What the distilled student of ``spec`` is trained with, for the tables."""
+    d = spec.distill
+    if d.representation is not None:
+        return f"{d.method} + {d.representation.method}, live teacher"
+    return f"{d.method}, top-{d.top_k} cache" if d.teacher_outputs == "cache" else f"{d.method}, live teacher"
+
+
 def _f(v, fmt="{:.2f}"):
     return "–" if v is None else fmt.format(v)
 
@@ -227,8 +235,8 @@ def _f(v, fmt="{:.2f}"):
 def markdown(res: dict) -> str:
     out = [f"`{res['command']}`", "", res["note"], ""]
     if "seeds" in res:
-        out += ["| seed | labels-only | equal-compute labels-only | distilled (fkl, top-32) | ppl reduction "
-                "vs labels-only | vs equal compute |", "|---|---|---|---|---|---|"]
+        out += [f"| seed | labels-only | equal-compute labels-only | distilled ({res.get('distilled_label', 'fkl')}) | "
+                "ppl reduction vs labels-only | vs equal compute |", "|---|---|---|---|---|---|"]
         for r in res["seeds"]:
             out.append(f"| {r['seed']} | {r['baseline']['test_ppl']:.2f} | {r['baseline_equal']['test_ppl']:.2f} | "
                        f"{r['student']['test_ppl']:.2f} | {r['reduction_vs_labels_only']:+.1%} | "
@@ -306,7 +314,8 @@ def main() -> int:
             "(initial weights and batch order: student.train.seed). Perplexity on the pipeline's test split "
             "(validation where marked).")
     log(f"command: {command}\n{note}")
-    res: dict = {"command": command, "note": note, "spec": args.spec, "overrides": sets}
+    res: dict = {"command": command, "note": note, "spec": args.spec, "overrides": sets,
+                 "distilled_label": distilled_label(load_lm_spec(args.spec, sets))}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()

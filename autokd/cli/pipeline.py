@@ -25,9 +25,13 @@ def validate(spec: Path = typer.Argument(..., help="pipeline or chain spec (YAML
         from autokd.stages.lm_validate import load_lm_spec
 
         lm = guard(load_lm_spec, spec)
+        d = lm.distill
+        live = d.teacher_outputs == "live" or d.representation is not None
+        teacher = "live teacher" if live else f"top-{d.top_k} cache"
+        extra = f", + {d.representation.method} (weight {d.representation.weight:g})" if d.representation else ""
         typer.echo(f"{spec}: ok (language model: {lm.data.source}, vocab {lm.data.tokenizer.vocab_size}, context "
                    f"{lm.data.context}; teacher {lm.teacher.model.params}, student {lm.student.model.params}; "
-                   f"method {lm.distill.method}, alpha={lm.distill.alpha:g}, top-{lm.distill.top_k} cache)")
+                   f"method {d.method}, alpha={d.alpha:g}, {teacher}{extra})")
         return
     s = guard(load_pipeline_spec, spec)
     t = s.distill.temperature
