@@ -158,6 +158,7 @@ def test_lm_search_runs_on_optuna_and_writes_best(lm_ctx, tmp_path):
     assert best["metrics"]["test_perplexity"] > 1.0 and "distill.alpha" in best["patch"]
     header = (tmp_path / "out" / "best.yaml").read_text().splitlines()[0]
     assert "validation perplexity" in header and "test perplexity" in header
+    assert f"`dvc repro {root / 'lm'}/dvc.yaml` then retrains" in (tmp_path / "out" / "best.yaml").read_text()
     rows = (tmp_path / "out" / "trials.csv").read_text().splitlines()
     assert "val_perplexity" in rows[0] and "test_bits_per_byte" in rows[0] and len(rows) == 4
     assert any("best: trial" in ln and "validation perplexity" in ln for ln in lines)

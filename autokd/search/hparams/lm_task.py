@@ -152,6 +152,10 @@ class LMTask(SearchTask):
         parts.model.train()
         return {"test_nll": m["nll"], "test_perplexity": m["perplexity"], "test_bits_per_byte": m["bits_per_byte"]}
 
+    def repro_command(self, pipeline_rel: str) -> str:
+        """``pipelines/lm.yaml``'s DVC file is ``pipelines/lm/dvc.yaml`` (the LM pipeline's layout)."""
+        return f"dvc repro {Path(pipeline_rel).with_suffix('').as_posix()}/dvc.yaml"
+
     def epoch_metrics(self, rec: dict[str, float]) -> dict[str, float]:
         loss = rec.get("val_loss")
         return {"val_perplexity": math.exp(loss) if loss is not None and loss < 700 else float("inf")}

@@ -203,7 +203,8 @@ def best_trial(records: list[TrialRecord], objectives: dict[str, str]) -> TrialR
 
 
 def write_best(out_dir: Path, best: TrialRecord, search: str, pipeline: str, spec_file: str,
-               objectives: dict[str, str], base_fingerprint: str, headline: str | None = None) -> Path:
+               objectives: dict[str, str], base_fingerprint: str, headline: str | None = None,
+               repro: str = "dvc repro") -> Path:
     doc = {
         "search": search,
         "pipeline": pipeline,
@@ -220,7 +221,7 @@ def write_best(out_dir: Path, best: TrialRecord, search: str, pipeline: str, spe
                     f"{best.final.get('test_accuracy', float('nan')):.4f}")
     header = (f"# Best trial of search {search!r} ({spec_file}): {headline}.\n"
               f"# `autokd search hparams {spec_file} --apply-only` writes `patch` into {pipeline};\n"
-              f"# `dvc repro` then retrains exactly this student.\n")
+              f"# `{repro}` then retrains exactly this student.\n")
     path = out_dir / "best.yaml"
     atomic_write_text(path, header + yaml.safe_dump(_clean(doc), sort_keys=False, default_flow_style=None))
     return path

@@ -86,7 +86,7 @@ def write_results(out: Path, loaded, ctx, records: list[TrialRecord], spec_file:
         except ValueError:
             pipeline_rel = str(loaded.pipeline_file)
         write_best(out, best, loaded.name, pipeline_rel, spec_file, objectives, pipeline_fingerprint(loaded.base),
-                   headline=task.headline(best.final))
+                   headline=task.headline(best.final), repro=task.repro_command(pipeline_rel))
         files.append("best.yaml")
     elif best_file.exists():
         best_file.unlink()  # a stale winner from an earlier search would be misleading
@@ -172,8 +172,12 @@ def run_search(spec_path: str | Path, *, trials: int | None = None, address: str
             log("[search] nothing to apply: no trial completed its schedule")
         else:
             outcome.applied = apply_best(out / "best.yaml", loaded.pipeline_file, root=base_dir)
+            try:
+                pipeline_rel = str(loaded.pipeline_file.relative_to(Path.cwd()))
+            except ValueError:
+                pipeline_rel = str(loaded.pipeline_file)
             log(f"[search] applied best.yaml to {loaded.pipeline_file} (comments inside replaced blocks are lost); "
-                "`dvc repro` retrains this student")
+                f"`{task.repro_command(pipeline_rel)}` retrains this student")
     return outcome
 
 

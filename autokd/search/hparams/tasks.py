@@ -74,6 +74,10 @@ class SearchTask(ABC):
     def test_metrics(self, parts: TrialParts, spec, device: torch.device) -> dict[str, float]:
         """The test metrics of the trained student, as the pipeline's ``evaluate`` computes them."""
 
+    def repro_command(self, pipeline_rel: str) -> str:
+        """The command that retrains a pipeline's student after ``--apply`` (its DVC file)."""
+        return "dvc repro"
+
     def epoch_metrics(self, rec: dict[str, float]) -> dict[str, float]:
         """Metrics derived from an epoch's record (e.g. the validation perplexity)."""
         return {}
