@@ -324,3 +324,24 @@ def test_keep_best_after_a_crash_ends_with_the_same_weights(tmp_path):
     assert res.resumed_from == 2
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_patience_stops_early_and_keeps_the_same_best_weights(tmp_path):
+    cfg = TrainSpec(epochs=12, batch_size=16, lr=0.05, weight_decay=0.0, schedule="constant", keep="best")
+    full_model, full = _run(cfg)
+    kept = full.final["kept_epoch"]
+    losses = [r["val_loss"] for r in full.history]
+    # the first epoch after which `patience` epochs pass without a new best
+    patience = 2
+    stop = next(i for i in range(len(losses)) if i - losses.index(min(losses[:i + 1])) >= patience)
+    model, res = _run(cfg.model_copy(update={"patience": patience}), ckpt=tmp_path)
+    assert len(res.history) == stop + 1 < 12 and res.history == full.history[:stop + 1]
+    best_so_far = losses.index(min(losses[:stop + 1])) + 1
+    assert res.final["kept_epoch"] == best_so_far
+    if best_so_far == kept:  # the early best is the run's best: the same weights as the full run
+        for a, b in zip(full_model.state_dict().values(), model.state_dict().values()):
+            assert torch.equal(a, b)
+    again_model, again = _run(cfg.model_copy(update={"patience": patience}), ckpt=tmp_path)  # resumed: stops at once
+    assert again.history == res.history and again.epochs_run == 0
+    for a, b in zip(model.state_dict().values(), again_model.state_dict().values()):
+        assert torch.equal(a, b)

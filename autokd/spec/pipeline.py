@@ -73,6 +73,9 @@ class TrainSpec(Strict):
     keep: Literal["last", "best"] = Field(
         "last", description="the weights a run ends with: the last epoch's, or those of the epoch with the lowest "
         "validation loss (early-stopping selection on the validation split)")
+    patience: PositiveInt | None = Field(
+        None, description="early stopping: end the run once the validation loss has not improved for this many "
+        "epochs (the schedule keeps its full length; use with keep: best)")
     augment: AugmentSpec = Field(default_factory=AugmentSpec)
 
 

@@ -36,6 +36,7 @@ from autokd.utils.io import atomic_write_json
 
 LM_STAGES = ("prepare", "train_teacher", "cache_teacher", "train_baseline", "train_baseline_equal", "distill",
              "evaluate")
+EQUAL_COMPUTE_PATIENCE = 3
 DATA_FILES = ["tokenizer.json", "train.safetensors", "val.safetensors", "test.safetensors", "meta.json"]
 
 
@@ -144,13 +145,15 @@ def compute_budget(spec: LMPipelineSpec, data: PreparedText) -> dict[str, Any]:
 
 
 def train_baseline_equal(spec: LMPipelineSpec, layout: Layout, progress: bool = True) -> None:
-    """The labels-only student trained for distillation's compute (more epochs, same schedule shape),
-    ending with the weights of its lowest-validation-loss epoch (``train.keep: best``)."""
+    """The labels-only student given distillation's compute (more epochs, same schedule shape), stopped
+    early once validation has not improved for ``EQUAL_COMPUTE_PATIENCE`` epochs, ending with the
+    weights of its lowest-validation-loss epoch (``train.keep: best``, ``train.patience``)."""
     data = load_prepared_text(layout.data)
     budget = compute_budget(spec, data)
-    # early-stopping selection: an over-long labels-only run would otherwise be judged on its overfit last epoch
+    # up to distillation's compute, with early stopping: an over-long labels-only run would otherwise be
+    # judged on its overfit last epoch
     role_spec = spec.student.model_copy(update={"train": spec.student.train.model_copy(
-        update={"epochs": budget["equal_compute_epochs"], "keep": "best"})})
+        update={"epochs": budget["equal_compute_epochs"], "keep": "best", "patience": EQUAL_COMPUTE_PATIENCE})})
     print(f"[train_baseline_equal] {budget['equal_compute_epochs']} epochs (distillation: "
           f"{spec.student.train.epochs} epochs + {budget['teacher_passes']} teacher pass(es))", flush=True)
     _labels_only(spec, layout, "baseline_equal", role_spec, "student", progress, extra={"budget": budget})
@@ -255,6 +258,8 @@ def evaluate(spec: LMPipelineSpec, layout: Layout, progress: bool = True) -> dic
     out["budget"] = compute_budget(spec, data)
     kept = json.loads((layout.model_dir("baseline_equal") / "manifest.json").read_text()).get("metrics", {})
     out["budget"]["equal_compute_kept_epoch"] = kept.get("kept_epoch")  # its best-validation epoch
+    out["budget"]["equal_compute_epochs_run"] = len(json.loads(
+        (layout.model_dir("baseline_equal") / "history.json").read_text()))  # early stopping ends it sooner
     out["cache_bytes_per_token"] = (json.loads((layout.teacher_outputs / "manifest.json").read_text())
                                     .get("metrics", {}).get("bytes_per_token")
                                     if (layout.teacher_outputs / "manifest.json").exists() else None)

@@ -200,6 +200,12 @@ def best_epoch(history: list[dict[str, float]]) -> int | None:
     return min(losses)[1] if losses else None
 
 
+def stalled(history: list[dict[str, float]], patience: int | None) -> bool:
+    """Whether the validation loss has not improved for ``patience`` epochs (early stopping)."""
+    best = best_epoch(history)
+    return patience is not None and best is not None and len(history) - 1 - best >= patience
+
+
 def train(
     model: nn.Module,
     train_split: Split,
@@ -223,7 +229,9 @@ def train(
     loggers can rebuild their history. The records passed to both carry the epoch's wall
     time as ``seconds``; those in ``TrainResult.history`` do not. With ``cfg.keep == "best"``
     the model ends with the weights of the lowest-validation-loss epoch (kept beside the
-    checkpoint, so a resumed run ends alike) and ``final`` is that epoch's record.
+    checkpoint, so a resumed run ends alike) and ``final`` is that epoch's record. With
+    ``cfg.patience`` the run ends early once the validation loss has not improved for that many
+    epochs (the learning-rate schedule keeps its full length).
     """
     start_time = time.perf_counter()
     model.to(device)
@@ -263,6 +271,8 @@ def train(
     bar.skip_to(first_epoch)
     try:
         for epoch in range(first_epoch, cfg.epochs):
+            if stalled(history, cfg.patience):
+                break  # early stopping (also when a resumed run had already stalled)
             t0 = time.perf_counter()
             lr = cfg.lr * lr_factor(cfg, epoch)
             for group in optimizer.param_groups:
