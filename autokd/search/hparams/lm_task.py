@@ -149,7 +149,6 @@ class LMTask(SearchTask):
         # the evaluate stage's NLL (same batches, same sums); no generation metrics in a trial
         m = lm_metrics(parts.model, None, data.test, bytes_per_token=data.meta["bytes_per_token"]["test"],
                        device=device, prompts=1, prompt_tokens=1, new_tokens=1, speed=False)
-        parts.model.train()
         return {"test_nll": m["nll"], "test_perplexity": m["perplexity"], "test_bits_per_byte": m["bits_per_byte"]}
 
     def repro_command(self, pipeline_rel: str) -> str:
