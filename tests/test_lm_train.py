@@ -9,7 +9,7 @@ from autokd.data.text.prepare import prepare_text
 from autokd.models import build_model
 from autokd.spec.lm import TextDataSpec
 from autokd.spec.pipeline import TrainSpec
-from autokd.train.distill import DistillObjective
+from autokd.train.lm_objective import LMDistillObjective
 from autokd.train.topk_cache import compute_topk, load_topk, save_topk
 from autokd.train.trainer import CrossEntropyObjective, evaluate_split, train
 
@@ -67,7 +67,10 @@ def test_token_kd_from_cache_trains_and_resumes_bit_identically(text, teacher, t
 
     def run(epochs, ckpt, seed=3):
         student = _lm(text, 16, 1, seed=seed)
-        objective = DistillObjective("fkl", {}, alpha=0.5, cache=cache)
+        # as stages.lm.build_lm_objective builds it for a cached teacher: no live teacher, no extra terms
+        objective = LMDistillObjective("fkl", {}, 0.5, teacher=None, cache=cache, representation=None, pairs=[],
+                                       student_shapes=None, teacher_shapes=None, sequence=None, generations=None,
+                                       seed=seed)
         result = train(student, text.split("train"), text.split("val"), _cfg(epochs=epochs), objective, device=CPU,
                        checkpoint_dir=ckpt, run_fingerprint="lm-test", progress=False)
         return student, result, objective
@@ -91,11 +94,14 @@ def test_live_teacher_and_cached_dense_agree_at_full_k(text, teacher):
 
     student = _lm(text, 16, 1, seed=4)
     batch = Batch(batch_x, text.split("train").y[:4], torch.arange(4))
-    live = DistillObjective("jsd", {"temperature": 2.0}, alpha=1.0, teacher=teacher)
-    cached = DistillObjective("jsd", {"temperature": 2.0}, alpha=1.0, cache=cache)
-    a, _, _ = live(student, batch)
-    b, _, _ = cached(student, batch)
-    assert a.item() == pytest.approx(b.item(), rel=2e-3)  # fp16 storage of the cached log-probs
+    # build_lm_objective's two cases: teacher_outputs live (teacher, no cache) and cache (cache, no teacher)
+    live = LMDistillObjective("jsd", {"temperature": 2.0}, 1.0, teacher=teacher, cache=None, pairs=[], seed=0)
+    cached = LMDistillObjective("jsd", {"temperature": 2.0}, 1.0, teacher=None, cache=cache, pairs=[], seed=0)
+    a, _, pa = live(student, batch)
+    b, _, pb = cached(student, batch)
+    assert live.teacher_calls == 1 and cached.teacher_calls == 0
+    assert a.item() > 1e-3 and a.item() == pytest.approx(b.item(), rel=2e-3)  # fp16 storage of the cached log-probs
+    assert pa["token"].item() == pytest.approx(pb["token"].item(), rel=2e-3)
     assert create("jsd").__class__.__name__ == "GeneralizedJSD"
 
 

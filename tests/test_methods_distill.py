@@ -12,6 +12,7 @@ would end with the baseline's weights.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -20,10 +21,12 @@ import torch
 import yaml
 
 import autokd.stages.pipeline as stages
+from autokd.data.batches import Batch
 from autokd.data.prepare import load_prepared
 from autokd.losses import available, get_spec
 from autokd.models import build_model
 from autokd.models.artifact import load_model
+from autokd.models.features import forward_features
 from autokd.spec.document import apply_overrides
 from autokd.stages import validate_pipeline
 from autokd.stages import Layout
@@ -50,6 +53,24 @@ def prepared(tmp_path_factory):
     stages.train_teacher(spec, layout, progress=False)
     stages.train_baseline(spec, layout, progress=False)
     return base, layout
+
+
+def _reference_terms(objective, model, batch) -> tuple[float, float]:
+    """CE and D in float64, from float64 copies of the student, teacher, adapters and the
+    method (the objective's own combination code is not used)."""
+    s64, loss64 = copy.deepcopy(model).double().eval(), copy.deepcopy(objective.loss).double()
+    x64 = batch.x.double()
+    if objective.kind in ("feature", "relation"):
+        t64 = copy.deepcopy(objective.teacher).double().eval()
+        adapters = copy.deepcopy(objective.adapters).double().eval()
+        logits, s_feats = forward_features(s64, x64, objective.student_features)
+        _, t_feats = forward_features(t64, x64, objective.teacher_features)
+        d = sum(w * loss64(adapters[str(i)](s_feats[s]), t_feats[t]) for i, (s, t, w) in enumerate(objective.pairs))
+    else:
+        logits = s64(x64)
+        teacher = None if objective.kind == "label" else objective.cache.lookup(batch.idx).double()
+        d = loss64(logits, teacher, batch.y)
+    return torch.nn.functional.cross_entropy(logits, batch.y).item(), d.item()
 
 
 def _initial_student(spec, data):
@@ -93,6 +114,22 @@ def test_method_distills_for_real(method, prepared, monkeypatch):
     assert baseline.keys() == after.keys()
     gap = max((after[k].float() - baseline[k].float()).abs().max().item() for k in after if after[k].is_floating_point())
     assert gap > 1e-4, f"{method}: the distilled student equals the labels-only one (max |diff| {gap:.2e})"
+
+    # the combined loss, pinned: the objective's value on a training batch (no augmentation, eval
+    # mode so BatchNorm and dropout match) against (1 − α)·CE + α·D computed independently
+    student = load_model(layout.model_dir("student")).eval()
+    batch = Batch(data.train.x[:32], data.train.y[:32], torch.arange(32))
+    calls = objective.teacher_calls
+    objective.eval()  # its adapters' BatchNorm on running statistics, as the reference's
+    with torch.no_grad():
+        loss, _, _ = objective(student, batch)
+    objective.teacher_calls = calls
+    ce, d = _reference_terms(objective, student, batch)
+    a = objective.alpha
+    assert abs(a * d) > 1e-5, f"{method}: the distillation term ({a * d:.2e}) is too small to pin"
+    assert loss.item() == pytest.approx((1 - a) * ce + a * d, rel=1e-4, abs=1e-6), method
+    # what the loss holds beyond (1 − α)·CE is α·D (dropping that term fails here even when D is small)
+    assert loss.item() - (1 - a) * ce == pytest.approx(a * d, rel=1e-2, abs=1e-6), method
 
     if kind in ("logit", "label"):
         assert objective.teacher_calls == 0  # cached teacher logits only (or no teacher at all)

@@ -8,10 +8,10 @@ D is a registered method from :mod:`autokd.losses`:
   (``pool``, ``stage1``: what ``forward(x, return_features=True)`` returns) or a module path
   from ``named_modules()`` (``layers.1``), read by a forward hook that lives for one call
   (:mod:`autokd.models.features`), so any ``nn.Module`` can be a student or a teacher;
-- label methods (``ls``) need no teacher at all;
-- token methods (language models: ``fkl``, ``rkl``, ``jsd``, …) compare next-token
-  distributions at every position of a window, the teacher's from its top-k cache
-  (:mod:`autokd.train.topk_cache`) or from the live teacher; CE is per token.
+- label methods (``ls``) need no teacher at all.
+
+Token-level methods (language models: ``fkl``, ``rkl``, ``jsd``, …) are refused here: the
+language-model pipeline's objective is :class:`autokd.train.lm_objective.LMDistillObjective`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from autokd.losses import get_spec as get_loss_spec
 from autokd.models.features import forward_features
 from autokd.spec.errors import suggest
 from autokd.train.teacher_cache import TeacherOutputs
-from autokd.train.topk_cache import TopKTeacherOutputs
 
 
 class FeatureAdapter(nn.Module):
@@ -68,7 +67,7 @@ class DistillObjective(nn.Module):
         method_params: dict,
         alpha: float,
         teacher: nn.Module | None = None,
-        cache: TeacherOutputs | TopKTeacherOutputs | None = None,
+        cache: TeacherOutputs | None = None,
         feature_pairs: list[tuple[str, str, float]] | None = None,
         student_shapes: dict[str, tuple[int, ...]] | None = None,
         teacher_shapes: dict[str, tuple[int, ...]] | None = None,
@@ -76,6 +75,9 @@ class DistillObjective(nn.Module):
         super().__init__()
         self.spec = get_loss_spec(method)
         self.kind = self.spec.kind
+        if self.kind == "token":
+            raise ValueError(f"{method!r} is a token-level (language-model) method; DistillObjective is the "
+                             f"classifier's objective: use autokd.train.lm_objective.LMDistillObjective")
         self.loss = create_loss(method, **method_params)
         self.alpha = float(alpha)
         self.cache = cache
@@ -107,7 +109,7 @@ class DistillObjective(nn.Module):
         # the names each model is asked for on every batch (aliases or module paths)
         self.student_features = list(dict.fromkeys(s for s, _, _ in self.pairs))
         self.teacher_features = list(dict.fromkeys(t for _, t, _ in self.pairs))
-        if self.kind in ("logit", "token") and teacher is None and cache is None:
+        if self.kind == "logit" and teacher is None and cache is None:
             raise ValueError(f"method {method!r} needs the teacher's outputs: give a teacher or a cache")
 
     @property
@@ -127,8 +129,8 @@ class DistillObjective(nn.Module):
                 return forward_features(teacher, x, self.teacher_features)
             return teacher(x), None
 
-    def teacher_logits(self, batch: Batch):
-        """Dense teacher logits, or a language model's cached top-k (``SparseTeacher``)."""
+    def teacher_logits(self, batch: Batch) -> torch.Tensor:
+        """The teacher's logits: from the cache unless the batch is augmented, else live."""
         if self.cache is not None and not batch.augmented:
             return self.cache.lookup(batch.idx.cpu()).to(batch.x.device)
         if self.teacher is None:
@@ -146,14 +148,10 @@ class DistillObjective(nn.Module):
         elif self.kind == "label":
             logits = model(batch.x)
             d = self.loss(logits, None, batch.y)
-        elif self.kind == "token":  # language model: every position of a packed window is a target
-            logits = model(batch.x)
-            teacher = self.teacher_logits(batch)
-            d = self.loss(logits, teacher.detach() if isinstance(teacher, torch.Tensor) else teacher, None)
         else:
             logits = model(batch.x)
             d = self.loss(logits, self.teacher_logits(batch).detach(), batch.y)
-        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.y.reshape(-1))
+        ce = F.cross_entropy(logits, batch.y)
         loss = (1.0 - self.alpha) * ce + self.alpha * d
         parts["ce"] = ce.detach()
         parts["distill"] = d.detach()

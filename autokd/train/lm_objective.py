@@ -16,12 +16,16 @@ Sequence level (``sequence``, :class:`autokd.spec.lm.SequenceSpec`):
   continuations of its prompts, and its loss is ``D_token`` on the generated positions against
   the live teacher. The draw and the samples come from a generator seeded by (seed, epoch,
   step), so a resumed run makes the same choices.
+
+:meth:`LMDistillObjective.forward` separates the two, as TRL's GKD trainer does: a
+batch-selection step (:meth:`~LMDistillObjective.select_batch`: the batch as given, or the
+student's continuations) gives an :class:`autokd.train.lm_terms.LMView`, and the objective's
+list of loss terms (:mod:`autokd.train.lm_terms`) is summed over it.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from autokd.data.batches import Batch
@@ -29,6 +33,8 @@ from autokd.losses import create as create_loss
 from autokd.losses import get_spec as get_loss_spec
 from autokd.models.features import forward_features
 from autokd.train.distill import FeatureAdapter
+from autokd.train.lm_terms import (CrossEntropy, Distill, LMView, OnPolicy, Representation, SeqKD, TokenDivergence,
+                                   combine)
 from autokd.train.sequence import continuation_mask, continue_windows
 from autokd.train.topk_cache import TopKTeacherOutputs
 
@@ -83,6 +89,26 @@ class LMDistillObjective(nn.Module):
         if sequence is not None and sequence.mode == "on_policy" and teacher is None:
             raise ValueError("sequence.mode 'on_policy' scores the student's samples with the live teacher")
 
+    @property
+    def terms(self) -> list:
+        """An off-policy batch's loss terms, in the sum's order: CE, then alpha·D (with the seqKD
+        mix), then the representation term (built from the current attributes on every call, so
+        a changed ``alpha`` takes effect)."""
+        terms: list = [CrossEntropy(1.0 - self.alpha)]
+        seq = self.sequence
+        if self.alpha > 0:
+            seqkd = (SeqKD(self.generations, seq.prompt_tokens, self.gate)
+                     if seq is not None and seq.mode == "seqkd" else None)
+            terms.append(Distill(self.alpha, TokenDivergence(self.loss, self.cache), seqkd))
+        if self.rep_loss is not None:
+            terms.append(Representation(self.rep_loss, self.rep_weight, self.pairs, self.adapters))
+        return terms
+
+    @property
+    def on_policy_terms(self) -> list:
+        """An on-policy batch's one term: D_token on the generated positions, live teacher."""
+        return [OnPolicy(TokenDivergence(self.loss))]
+
     def on_epoch_start(self, epoch: int, total_epochs: int) -> None:
         self.epoch, self.step = int(epoch), 0
 
@@ -95,35 +121,25 @@ class LMDistillObjective(nn.Module):
     def _rng(self) -> torch.Generator:
         return torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 1_000_003 + self.step)
 
-    def _on_policy(self, model: nn.Module, batch: Batch, gen: torch.Generator):
-        p = self.sequence.prompt_tokens
-        windows = continue_windows(model, batch.x.cpu(), p, temperature=self.sequence.temperature, generator=gen)
-        x = windows[:, :-1].to(batch.x.device)
-        self.teacher.eval()
-        self.teacher_calls += 1
-        with torch.no_grad():
-            t_logits = self.teacher(x)
-        logits = model(x)
-        d = self.loss(logits, t_logits, continuation_mask(x.shape[0], x.shape[1], p, x.device))
-        return d, logits, {"on_policy": d.detach()}
-
     @property
     def teacher(self) -> nn.Module | None:
         return self._teacher[0] if self._teacher else None
 
-    def forward(self, model: nn.Module, batch: Batch):
+    def select_batch(self, model: nn.Module, batch: Batch) -> LMView:
+        """What this step trains on. On-policy, with probability ``lmbda`` (drawn from the
+        (seed, epoch, step) generator, which then samples), the student's continuations of the
+        batch's prompts scored by the live teacher; otherwise the batch itself, with the live
+        teacher's logits and features when it must run."""
         seq = self.sequence
         if seq is not None and seq.mode == "on_policy":
             gen = self._rng()
             self.step += 1
             if torch.rand((), generator=gen).item() < seq.lmbda:
-                return self._on_policy(model, batch, gen)
+                return self._on_policy_view(model, batch, gen)
         else:
             self.step += 1
-        parts: dict[str, torch.Tensor] = {}
         t_logits = t_feats = None
-        live = self.teacher is not None and (self.cache is None or self.rep_loss is not None)
-        if live:
+        if self.teacher is not None and (self.cache is None or self.rep_loss is not None):
             self.teacher.eval()
             self.teacher_calls += 1
             with torch.no_grad():
@@ -132,30 +148,21 @@ class LMDistillObjective(nn.Module):
             logits, s_feats = forward_features(model, batch.x, self.student_features)
         else:
             logits, s_feats = model(batch.x), {}
-        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.y.reshape(-1))
-        loss = (1.0 - self.alpha) * ce
-        parts["ce"] = ce.detach()
-        if self.alpha > 0:
-            teacher = t_logits if self.cache is None else self.cache.lookup(batch.idx.cpu()).to(batch.x.device)
-            d = self.loss(logits, teacher, None)
-            parts["token"] = d.detach()
-            if seq is not None and seq.mode == "seqkd":
-                w = self.generations[batch.idx.cpu()].to(batch.x.device)
-                x_s, y_s = w[:, :-1], w[:, 1:]
-                mask = continuation_mask(x_s.shape[0], x_s.shape[1], seq.prompt_tokens, x_s.device)
-                s_logits = model(x_s)
-                nll = F.cross_entropy(s_logits[mask], y_s[mask])
-                g = self.gate()
-                d = (1 - g) * d + g * nll
-                parts["sequence"] = nll.detach()
-                parts["gate"] = torch.as_tensor(g).detach()
-            loss = loss + self.alpha * d
-            parts["distill"] = d.detach()
-        if self.rep_loss is not None:
-            r = logits.new_zeros(())
-            for i, (s_name, t_name) in enumerate(self.pairs):
-                r = r + self.rep_loss(self.adapters[str(i)](s_feats[s_name]), t_feats[t_name].detach())
-            r = r / max(len(self.pairs), 1)
-            loss = loss + self.rep_weight * r
-            parts["representation"] = r.detach()
-        return loss, logits, parts
+        return LMView(model, batch, logits, s_feats, t_logits, t_feats)
+
+    def _on_policy_view(self, model: nn.Module, batch: Batch, gen: torch.Generator) -> LMView:
+        p = self.sequence.prompt_tokens
+        windows = continue_windows(model, batch.x.cpu(), p, temperature=self.sequence.temperature, generator=gen)
+        x = windows[:, :-1].to(batch.x.device)
+        self.teacher.eval()
+        self.teacher_calls += 1
+        with torch.no_grad():
+            t_logits = self.teacher(x)
+        logits = model(x)
+        mask = continuation_mask(x.shape[0], x.shape[1], p, x.device)
+        view_batch = Batch(x, windows[:, 1:].to(batch.x.device), batch.idx, batch.augmented)
+        return LMView(model, view_batch, logits, teacher_logits=t_logits, mask=mask, on_policy=True)
+
+    def forward(self, model: nn.Module, batch: Batch):
+        view = self.select_batch(model, batch)
+        return combine(self.on_policy_terms if view.on_policy else self.terms, view)
