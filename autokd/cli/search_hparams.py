@@ -8,6 +8,8 @@ from typing import Optional
 import typer
 
 from autokd.cli.errors import fail, guard, unknown_choice
+from autokd.search.hparams.backends import BACKENDS, available_backends
+from autokd.search.hparams.errors import SearchError
 
 
 def hparams(
@@ -17,7 +19,8 @@ def hparams(
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted search (finished trials are kept)"),
     apply: bool = typer.Option(False, "--apply", help="write best.yaml into the pipeline spec afterwards"),
     apply_only: bool = typer.Option(False, "--apply-only", help="apply an earlier search's best.yaml; run nothing"),
-    backend: str = typer.Option("ray", "--backend", help="ray (Tune + Optuna sampler) or optuna (Optuna alone)"),
+    backend: str = typer.Option("ray", "--backend", help="the search engine: " + ", ".join(
+        f"{b.name} ({b.summary})" for b in BACKENDS.values())),
     storage: Optional[str] = typer.Option(
         None, "--storage",
         help="ray: results path/URI (shared on a cluster); optuna: sqlite:///file.db, a database URL or a journal file",
@@ -29,8 +32,8 @@ def hparams(
     ),
 ) -> None:
     """Search distillation hyperparameters (T, lambda, method, student, training knobs) of a classifier or language-model pipeline."""
-    if backend not in ("ray", "optuna"):
-        unknown_choice("backend", backend, ("ray", "optuna"))
+    if backend not in available_backends():
+        unknown_choice("backend", backend, available_backends())
     if apply_only:
         from autokd.search.hparams.run import apply_only as _apply_only
 
@@ -45,10 +48,8 @@ def hparams(
         outcome = guard(run_search, spec, trials=trials, address=address, resume=resume, apply=apply,
                          backend=backend, storage=storage, out_dir=out, overwrite=overwrite, log=typer.echo,
                          record_experiments=False if no_dvc_exp else None)
-    except RuntimeError as exc:  # SearchError, StudyMismatch: a search that cannot start
-        if type(exc).__name__ in ("SearchError", "StudyMismatch"):
-            fail(str(exc), 2)
-        raise
+    except SearchError as exc:  # a search that cannot start or continue (StudyMismatch included)
+        fail(str(exc), 2)
     except ValueError as exc:
         fail(str(exc), 2)
     if outcome is not None and not any(r.status == "completed" for r in outcome.records):

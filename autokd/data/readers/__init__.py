@@ -35,7 +35,7 @@ Use :func:`read_dataset` as the entry point::
 
 from __future__ import annotations
 
-from .base import READERS, DataReadError, RawDataset, Reader, read_dataset, register_reader
+from .base import READERS, DataReadError, RawDataset, Reader, get_reader, read_dataset, register_reader
 
 # importing a format module registers its readers (in this order in READERS)
 from .builtin import read_digits
@@ -53,6 +53,7 @@ __all__ = [
     "read_cifar10",
     "read_cifar100",
     "read_csv",
+    "get_reader",
     "read_dataset",
     "read_digits",
     "read_image_folder",

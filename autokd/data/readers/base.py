@@ -64,6 +64,29 @@ def register_reader(name: str) -> Callable[[Reader], Reader]:
     return deco
 
 
+def get_reader(source: str) -> Reader:
+    """The reader of ``source``: a registered name, or a user's ``pkg.module:function`` import path
+    (:mod:`autokd.utils.imports`) called like a registered reader; DataReadError otherwise."""
+    from autokd.utils.imports import ImportPathError, import_object, is_import_path
+
+    if is_import_path(source):
+        try:
+            reader = import_object(source, "data reader")
+        except ImportPathError as exc:
+            raise DataReadError(str(exc)) from None
+        if not callable(reader):
+            raise DataReadError(f"data reader {source!r} is not callable (found {type(reader).__name__}); "
+                                "expected a function reader(path, **options) -> RawDataset")
+        return reader
+    try:
+        return READERS[source]
+    except (KeyError, TypeError):
+        raise DataReadError(
+            f"unknown data source {source!r}; known sources: {', '.join(sorted(READERS))} "
+            "or a 'package.module:function' reader"
+        ) from None
+
+
 def read_dataset(source: str, path: str | os.PathLike[str] | None, **options: Any) -> RawDataset:
     """Read dataset ``source`` from ``path`` with reader-specific ``options``.
 
@@ -71,12 +94,7 @@ def read_dataset(source: str, path: str | os.PathLike[str] | None, **options: An
         DataReadError: unknown source, unknown option, or any problem with
             the data on disk.
     """
-    try:
-        reader = READERS[source]
-    except KeyError:
-        raise DataReadError(
-            f"unknown data source {source!r}; known sources: {', '.join(sorted(READERS))}"
-        ) from None
+    reader = get_reader(source)
     check_options(source, reader, options)
     return reader(path, **options)
 

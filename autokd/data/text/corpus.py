@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from autokd.data.readers.base import DataReadError
+from autokd.data.text.sources import get_corpus, register_corpus
 from autokd.spec.lm import TextDataSpec
 
 TEXT_SUFFIXES = (".txt", ".md", ".jsonl")
@@ -114,13 +115,22 @@ def split_documents(documents: list[str], holdout_every: int) -> dict[str, list[
     return out
 
 
+@register_corpus("pydoc_topics")
+def pydoc_source(spec: TextDataSpec, root: str | Path | None = None) -> tuple[list[str], dict[str, Any]]:
+    return pydoc_documents(spec.block_chars)
+
+
+@register_corpus("files")
+def files_source(spec: TextDataSpec, root: str | Path | None = None) -> tuple[list[str], dict[str, Any]]:
+    return file_documents(spec.path, spec.text_field, root), {"source": "files", "path": spec.path}
+
+
 def load_corpus(spec: TextDataSpec, root: str | Path | None = None) -> Corpus:
     """The spec's documents, split; ``info`` records the source, counts and the content hash."""
-    if spec.source == "pydoc_topics":
-        documents, info = pydoc_documents(spec.block_chars)
-    else:
-        documents = file_documents(spec.path, spec.text_field, root)
-        info = {"source": "files", "path": spec.path}
+    documents, info = get_corpus(spec.source)(spec, root)
+    documents = list(documents)
+    if not all(isinstance(d, str) for d in documents):
+        raise DataReadError(f"corpus {spec.source!r}: documents must be strings")
     if spec.max_documents:
         documents = documents[: spec.max_documents]
     splits = split_documents(documents, spec.holdout_every)

@@ -30,6 +30,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
+from autokd.search.hparams.errors import StudyMismatch
 from autokd.search.hparams.objectives import OBJECTIVES, keys_and_modes
 from autokd.search.hparams.progress import SearchProgress
 from autokd.search.hparams.results import TrialRecord, _clean, final_metrics, static_metrics, status_of
@@ -37,10 +38,6 @@ from autokd.search.hparams.spec import LoadedSearch
 from autokd.search.hparams.trial import TrialContext, TrialFailed, run_trial
 
 JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
-
-
-class StudyMismatch(RuntimeError):
-    """The storage holds a study of the same name made by another search spec."""
 
 
 def default_storage(out_dir: Path) -> str:

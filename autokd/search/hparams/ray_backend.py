@@ -5,7 +5,7 @@
   --head`` on one machine, ``ray start --address …`` on the others). On a cluster the
   results ``storage`` and the pipeline root must be on storage every node reaches (NFS, or a
   URI such as ``s3://bucket/path`` for results).
-- Each trial is :func:`~autokd.search.hparams.trial.ray_trainable` with the trial context
+- Each trial is :func:`~autokd.search.hparams.ray_report.ray_trainable` with the trial context
   shared once through the object store (``tune.with_parameters``), and the resources of the
   spec (CPUs, GPUs or GPU fractions).
 - The sampler is Optuna's (TPE, random, NSGA-II) through :class:`FailureAwareOptunaSearch`,
@@ -29,6 +29,7 @@ from typing import Any, Callable
 from ray.tune.search.optuna import OptunaSearch
 
 from autokd.search.hparams.address import check_ray_address, unreachable
+from autokd.search.hparams.errors import SearchError
 from autokd.search.hparams.objectives import OBJECTIVES, keys_and_modes
 from autokd.search.hparams.progress import SearchProgress
 from autokd.search.hparams.results import TrialRecord, final_metrics, static_metrics, status_of
@@ -36,10 +37,6 @@ from autokd.search.hparams.spec import LoadedSearch, max_epochs
 from autokd.search.hparams.trial import TrialContext
 
 EXPERIMENT = "tune"
-
-
-class SearchError(RuntimeError):
-    """A search cannot start or continue (nothing to resume, an old search in the way)."""
 
 
 class FailureAwareOptunaSearch(OptunaSearch):
@@ -223,7 +220,7 @@ def _tuner(loaded: LoadedSearch, ctx: TrialContext, trials: int, storage: str, p
         num_samples = trials
     scheduler = SCHEDULERS[spec.scheduler_type](loaded, keys[0], modes[0], max_epochs(loaded))
     resources = {"cpu": spec.budget.resources.cpu, "gpu": spec.budget.resources.gpu}
-    from autokd.search.hparams.trial import ray_trainable
+    from autokd.search.hparams.ray_report import ray_trainable
 
     trainable = tune.with_resources(tune.with_parameters(ray_trainable, ctx=ctx), resources)
     tune_config = tune.TuneConfig(search_alg=search_alg, scheduler=scheduler, num_samples=num_samples,

@@ -7,21 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from autokd.search.hparams.backends import get_backend
 from autokd.search.hparams.results import TrialRecord
-
-BACKENDS = ("ray", "optuna")
-
-
-def _backend(name: str) -> Callable[..., list[TrialRecord]]:
-    if name == "ray":
-        from autokd.search.hparams.ray_backend import run_ray
-
-        return run_ray
-    if name == "optuna":
-        from autokd.search.hparams.optuna_backend import run_optuna
-
-        return run_optuna
-    raise ValueError(f"unknown backend {name!r}; backends: {', '.join(BACKENDS)}")
 
 
 @dataclass
@@ -124,12 +111,10 @@ def run_search(spec_path: str | Path, *, trials: int | None = None, address: str
     from autokd.search.hparams.results import apply_best
     from autokd.search.hparams.spec import load_search_spec
 
-    run = _backend(backend)
+    engine = get_backend(backend)
+    run = engine.load()
     loaded = load_search_spec(spec_path, base_dir=base_dir)
-    if backend == "ray":  # a wrong --address fails now, not after the inputs are made
-        from autokd.search.hparams.address import check_ray_address
-
-        check_ray_address(address)
+    engine.check(address=address, storage=storage)  # a wrong option fails now, not after the inputs are made
     spec = loaded.spec
     out = output_dir(spec.name, out_dir, base_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -18,15 +18,13 @@ A trial
 5. on a non-finite loss (or a patch that does not validate) raises :class:`TrialFailed`
    with the reason: the backend records the trial as failed and the search goes on.
 
-The trial is backend-agnostic: it talks to a :class:`Reporter`. :func:`ray_trainable` is
-the Ray Tune entry point (``ray.tune.report`` / ``ray.tune.get_checkpoint``); the Optuna
-backend has its own reporter.
+The trial is backend-agnostic: it talks to a :class:`Reporter`. The Ray Tune entry point
+(``ray.tune.report`` / ``ray.tune.get_checkpoint``) is :func:`.ray_report.ray_trainable`; the
+Optuna backend has its own reporter.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -184,50 +182,3 @@ class LocalReporter:
     def node(self) -> str:
         return "local"
 
-
-# ------------------------------------------------------------------------------ Ray Tune
-
-
-class RayReporter:
-    """``ray.tune.report`` with the epoch's checkpoint; resumes from ``ray.tune.get_checkpoint()``."""
-
-    def __init__(self):
-        from ray import tune
-
-        self._dir = Path(tempfile.mkdtemp(prefix="akd-trial-"))
-        checkpoint = tune.get_checkpoint()
-        if checkpoint is not None:
-            with checkpoint.as_directory() as d:
-                for f in Path(d).iterdir():
-                    if f.is_file():
-                        shutil.copy2(f, self._dir / f.name)
-
-    def checkpoint_dir(self) -> Path:
-        return self._dir
-
-    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
-        from ray import tune
-
-        checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
-        tune.report(metrics, checkpoint=checkpoint)
-
-    def node(self) -> str:
-        import ray
-
-        return ray.get_runtime_context().get_node_id()[:12]
-
-    def close(self) -> None:
-        shutil.rmtree(self._dir, ignore_errors=True)
-
-
-def ray_trainable(config: dict[str, Any], ctx: TrialContext) -> None:
-    """The Ray Tune function trainable (``tune.with_parameters(ray_trainable, ctx=…)``)."""
-    from ray import tune
-
-    reporter = RayReporter()
-    try:
-        run_trial(config, ctx, reporter)
-    except TrialFailed as exc:
-        tune.report(failure_result(exc, ctx.objectives))
-    finally:
-        reporter.close()
