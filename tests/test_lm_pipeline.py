@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from autokd.cli import app
 from autokd.spec.errors import SpecError
-from autokd.stages.dvcgen import lm_dvc_stages
+from autokd.stages.dvcgen import pipeline_dvc, pipeline_dvc_text
+from autokd.stages.lm_task import CACHE_KEYS
 from autokd.stages.lm_validate import load_lm_spec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,11 +38,27 @@ def _write(tmp_path, doc) -> Path:
     return path
 
 
-def test_shipped_lm_spec_validates_and_dvc_file_is_generated():
+def test_shipped_lm_spec_validates():
     spec = load_lm_spec(REPO / "pipelines" / "lm.yaml")
     assert spec.distill.method == "fkl" and spec.data.tokenizer.vocab_size == 1024
-    committed = yaml.safe_load((REPO / "pipelines" / "lm" / "dvc.yaml").read_text())
-    assert committed == {"stages": lm_dvc_stages("pipelines/lm.yaml", "runs/lm")}
+
+
+def test_cache_teacher_reads_only_its_keys():
+    """cache_teacher lists distill.top_k/temperature/sequence, not the whole distill section, so a
+    change of distill.alpha leaves the teacher's top-k cache cached (the slow repro test runs it)."""
+    from autokd.stages.lm_task import TASK as LM
+
+    raw = yaml.safe_load((REPO / "pipelines" / "lm.yaml").read_text())
+    stages = pipeline_dvc(LM, load_lm_spec(REPO / "pipelines" / "lm.yaml"), "pipelines/lm.yaml", "runs/lm", raw,
+                          "../..")
+    assert stages["cache_teacher"]["params"] == [{"pipelines/lm.yaml": list(CACHE_KEYS)}]
+    assert "distill" not in stages["train_baseline_equal"]["params"][0]["pipelines/lm.yaml"]
+    assert "distill" in stages["distill"]["params"][0]["pipelines/lm.yaml"]
+    # a key the spec file lacks falls back to its whole section: never stale, only coarser
+    del raw["distill"]["temperature"]
+    stages = pipeline_dvc(LM, load_lm_spec(REPO / "pipelines" / "lm.yaml"), "pipelines/lm.yaml", "runs/lm", raw,
+                          "../..")
+    assert stages["cache_teacher"]["params"] == [{"pipelines/lm.yaml": ["distill"]}]
 
 
 def test_spec_errors_name_key_and_line(tmp_path):
@@ -63,11 +80,12 @@ def test_spec_errors_name_key_and_line(tmp_path):
 
 
 def test_temperature_reaches_the_cache_and_the_loss(tmp_path):
-    from autokd.stages.lm_validate import effective_lm_distill, lm_method_params
+    from autokd.stages.lm_validate import effective_lm_distill
+    from autokd.stages.validate import method_params
 
     spec = load_lm_spec(_write(tmp_path, {**TINY, "distill": {"method": "jsd", "temperature": 2.0,
                                                                 "params": {"beta": 0.1}}}))
-    assert lm_method_params(spec.distill) == {"beta": 0.1, "temperature": 2.0}
+    assert method_params(spec.distill) == {"beta": 0.1, "temperature": 2.0}
     assert effective_lm_distill(spec.distill)["params"] == {"temperature": 2.0, "chunk_tokens": 0, "beta": 0.1}
 
 
@@ -77,8 +95,13 @@ def test_dvc_repro_of_the_lm_pipeline(tmp_path):
 
     work = _copy_repo(tmp_path / "repo")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    doc = {**TINY, "distill": {**TINY["distill"], "representation": None}}
+    doc = {**TINY, "distill": {**TINY["distill"], "representation": None, "temperature": None, "sequence": None,
+                               "teacher_outputs": "cache"}}
     (work / "pipelines" / "lm.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    from autokd.stages.lm_task import TASK as LM  # the DVC file as `autokd dvc` writes it for this spec
+
+    (work / "pipelines" / "lm" / "dvc.yaml").write_text(
+        pipeline_dvc_text(LM, LM.validate(doc, check_paths=False), "pipelines/lm.yaml", "runs/lm", doc, "../.."))
     _sh(["git", "init", "-q"], work)
     _sh(["git", "add", "-A"], work)
     _sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], work)
@@ -95,5 +118,10 @@ def test_dvc_repro_of_the_lm_pipeline(tmp_path):
     (work / "pipelines" / "lm.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))  # budget reads distill
     ran = {s.split(":")[-1] for s in _ran(_sh(["dvc", "repro", "pipelines/lm/dvc.yaml"], work, env))}
     assert {"distill", "evaluate"} <= ran and "train_teacher" not in ran and "train_baseline" not in ran
+    assert "cache_teacher" not in ran and "train_baseline_equal" not in ran  # neither reads distill.alpha
+    doc["distill"]["top_k"] = 4  # k is what the cache depends on: it (and what reads it) reruns
+    (work / "pipelines" / "lm.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    ran = {s.split(":")[-1] for s in _ran(_sh(["dvc", "repro", "pipelines/lm/dvc.yaml"], work, env))}
+    assert {"cache_teacher", "distill", "evaluate"} <= ran and "train_teacher" not in ran
     manifest = json.loads((work / "runs" / "lm" / "artifacts" / "student" / "manifest.json").read_text())
     assert {p["kind"] for p in manifest["parents"]} == {"dataset", "teacher", "teacher_outputs"}

@@ -25,6 +25,7 @@ search_app = typer.Typer(help="Searches: hyperparameters (Ray Tune + Optuna), st
 app.command()(pipeline.validate)
 app.command()(pipeline.stage)
 app.command()(pipeline.run)
+app.command()(pipeline.dvc)
 app.command()(doctor.doctor)
 app.command()(catalog.methods)
 app.command()(catalog.models)
@@ -36,6 +37,7 @@ app.add_typer(search_app, name="search")
 app.command()(report.report)
 search_app.command("hparams")(search_hparams.hparams)
 search_app.command("arch")(search_arch.arch)
+search_app.command("arch-dvc")(search_arch.arch_dvc)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@
     autokd compare tune kd           search kd with the spec's tuning budget (validation only)
     autokd compare run-tuned kd 0    one run of kd's chosen configuration
     autokd compare aggregate-tuned   reports/methods_tuned.json: untuned beside tuned, prints the table
+    autokd compare dvc               the comparison's DVC file (pipelines/compare/dvc.yaml)
 
 The runs read the default pipeline's prepared data and teacher under the root ``artifacts/``
 (``dvc repro pipelines/compare/dvc.yaml`` builds them first). Heavy modules are imported
@@ -167,3 +168,15 @@ def aggregate_tuned(spec: Path = SPEC_OPT, root: Path = ROOT_OPT) -> None:
         fail(str(exc), 2)
     typer.echo(tuned_table(report))
     typer.echo(f"wrote {root / TUNED_JSON}")
+
+
+@app.command("dvc")
+def dvc_file(spec: Path = SPEC_OPT, root: Path = ROOT_OPT) -> None:
+    """Print the comparison's DVC file: autokd compare dvc > pipelines/compare/dvc.yaml."""
+    from autokd.spec.document import load_yaml
+    from autokd.stages.dvcgen_studies import compare_dvc_text
+
+    s = _spec(spec, root)
+    pipeline = root / s.pipeline
+    raw = guard(load_yaml, pipeline) if pipeline.exists() else None
+    typer.echo(compare_dvc_text(spec.as_posix(), s.pipeline, raw), nl=False)

@@ -19,14 +19,8 @@ def doctor(
     balance at init, teacher vs labels-only student): one `ok|WARN|skip <check>: …` line each.
     Warnings do not fail (exit 0); a spec that does not validate exits 2. With the default
     `distill.method: auto` the checks look at its first (distillation) candidate."""
-    from autokd.stages import Layout, load_pipeline_spec, run_stage
-    from autokd.stages.health_run import doctor_checks
-    from autokd.stages.recipe import resolve_auto
+    from autokd.stages.task import load_task_spec
 
-    s = resolve_auto(guard(load_pipeline_spec, spec))
-    layout = Layout(root)
-    if train_teacher and not (layout.model_dir("teacher") / "model.safetensors").exists():
-        for name in ("prepare", "train_teacher"):
-            guard(run_stage, name, spec, root, progress=False)
-    for check in guard(doctor_checks, s, layout, spec):
+    task, s = guard(load_task_spec, spec)
+    for check in guard(task.doctor_checks, s, root, spec, train_teacher, bad_input=(ValueError,)):
         typer.echo(check.line)

@@ -1,47 +1,38 @@
-"""``autokd validate | stage | run``: the default pipeline's commands."""
+"""``autokd validate | stage | run | dvc``: a pipeline's commands, for every task.
+
+Each asks the spec's :class:`~autokd.stages.task.PipelineTask` (``task:`` classify, lm or a
+user's ``package.module:Class``) for its validation, stages and DVC file; a chain spec is the
+classification chain's (:mod:`autokd.cli.chain`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 from autokd.cli.errors import guard, unknown_choice
 
 
+def _task(spec: Path):
+    from autokd.spec.document import load_yaml
+    from autokd.stages.task import task_of
+
+    return guard(task_of, guard(load_yaml, spec), str(spec))
+
+
 def validate(spec: Path = typer.Argument(..., help="pipeline or chain spec (YAML)")) -> None:
     """Check a pipeline spec without running anything."""
     from autokd.spec.chain import is_chain_spec
     from autokd.spec.document import load_yaml
-    from autokd.spec.lm import is_lm_spec
-    from autokd.stages.validate import load_chain_spec, load_pipeline_spec
+    from autokd.stages.validate import load_chain_spec
 
-    doc = guard(load_yaml, spec)
-    if is_chain_spec(doc):
+    if is_chain_spec(guard(load_yaml, spec)):
         chain = guard(load_chain_spec, spec)
         typer.echo(f"{spec}: ok (multi-stage: teacher -> {' -> '.join(step.name for step in chain.steps)})")
         return
-    if is_lm_spec(doc):
-        from autokd.stages.lm_validate import load_lm_spec
-
-        lm = guard(load_lm_spec, spec)
-        d = lm.distill
-        live = d.teacher_outputs == "live" or d.representation is not None
-        teacher = "live teacher" if live else f"top-{d.top_k} cache"
-        extra = f", + {d.representation.method} (weight {d.representation.weight:g})" if d.representation else ""
-        typer.echo(f"{spec}: ok (language model: {lm.data.source}, vocab {lm.data.tokenizer.vocab_size}, context "
-                   f"{lm.data.context}; teacher {lm.teacher.model.params}, student {lm.student.model.params}; "
-                   f"method {d.method}, alpha={d.alpha:g}, {teacher}{extra})")
-        return
-    s = guard(load_pipeline_spec, spec)
-    t = s.distill.temperature
-    from autokd.stages.auto_spec import candidate_distills, describe, is_auto
-
-    recipe = (f"method auto: the best by validation accuracy of {', '.join(map(describe, candidate_distills(s.distill)))}"
-              if is_auto(s.distill) else
-              f"method {s.distill.method}, T={'method default' if t is None else f'{t:g}'}, alpha={s.distill.alpha:g}")
-    typer.echo(f"{spec}: ok (data {s.data.source}, teacher {s.teacher.model.name}, student {s.student.model.name}, "
-               f"{recipe})")
+    task = _task(spec)
+    typer.echo(f"{spec}: ok ({task.describe(guard(task.load, spec))})")
 
 
 def stage(
@@ -51,24 +42,10 @@ def stage(
     root: Path = typer.Option(Path("."), help="output root (artifacts/, reports/ … go under it)"),
 ) -> None:
     """Run one pipeline stage (what dvc.yaml calls)."""
-    stages, run_stage = _stages_for(spec)
-    if name not in stages:
-        unknown_choice("stage", name, stages)
-    guard(run_stage, name, spec, root)
-
-
-def _stages_for(spec: Path):
-    """The stage names and runner of a classification (default) or language-model (``task: lm``) spec."""
-    from autokd.spec.document import load_yaml
-    from autokd.spec.lm import is_lm_spec
-
-    if is_lm_spec(guard(load_yaml, spec)):
-        from autokd.stages.lm import LM_STAGES, run_lm_stage
-
-        return LM_STAGES, run_lm_stage
-    from autokd.stages import STAGES, run_stage
-
-    return STAGES, run_stage
+    task = _task(spec)
+    if name not in task.stages:
+        unknown_choice("stage", name, task.stages)
+    guard(task.run_stage, name, spec, root)
 
 
 def run(
@@ -76,15 +53,22 @@ def run(
     root: Path = typer.Option(Path("."), help="output root"),
 ) -> None:
     """Run every stage in order without DVC (no caching; DVC is the cached way)."""
-    stages, run_stage = _stages_for(spec)
-    if run_stage.__name__ == "run_stage":
-        from autokd.stages import load_pipeline_spec
-
-        guard(load_pipeline_spec, spec)  # data paths resolve as `validate` resolves them
-    else:
-        from autokd.stages.lm_validate import load_lm_spec
-
-        guard(load_lm_spec, spec)
-    for name in stages:
+    task = _task(spec)
+    guard(task.load, spec)  # every problem reported before the first stage runs
+    for name in task.stages:
         typer.echo(f"== {name}")
-        guard(run_stage, name, spec, root)
+        guard(task.run_stage, name, spec, root)
+
+
+def dvc(
+    spec: Path = typer.Argument(..., help="pipeline spec (YAML), as dvc.yaml names it (relative to the repo root)"),
+    root: str = typer.Option(".", help="output root the stages write under (e.g. runs/lm)"),
+    wdir: Optional[str] = typer.Option(None, help="from the DVC file's folder to the repo root (e.g. ../..)"),
+) -> None:
+    """Print the DVC file of a pipeline spec (every task), e.g. `autokd dvc pipelines/default.yaml > dvc.yaml`."""
+    from autokd.spec.document import load_yaml
+    from autokd.stages.dvcgen import pipeline_dvc_text
+
+    task = _task(spec)
+    typer.echo(pipeline_dvc_text(task, guard(task.load, spec), spec.as_posix(), root, guard(load_yaml, spec), wdir),
+               nl=False)

@@ -48,3 +48,14 @@ def arch(
             typer.echo(f"  {name:16s} tau {fmt(a['tau'])} rho {fmt(a['rho'])} (n={a['n']}); "
                        f"in band tau {fmt(b['tau'])} rho {fmt(b['rho'])} (n={b['n']})")
     typer.echo(f"wrote {summary['out_dir']}/: {', '.join(summary['files'])}")
+
+
+def arch_dvc(
+    space: Path = typer.Argument(..., help="student architecture space (YAML), e.g. search_spaces/students.yaml"),
+) -> None:
+    """Print the ranking's DVC file: autokd search arch-dvc SPACE > pipelines/arch/dvc.yaml."""
+    from autokd.search.arch import ArchSearchError, load_space
+    from autokd.stages.dvcgen_studies import arch_dvc_text
+
+    s = guard(load_space, space, bad_input=(ArchSearchError,))
+    typer.echo(arch_dvc_text(space.as_posix(), s.name, s.pipeline, s.root), nl=False)

@@ -39,8 +39,9 @@ class TextDataSpec(Strict):
     ``i % holdout_every == holdout_every - 2``, to training otherwise.
     """
 
-    source: Literal["pydoc_topics", "files"] = Field(
-        "pydoc_topics", description="pydoc_topics: CPython's pydoc_data.topics (ships with Python); files: path")
+    source: str = Field(
+        "pydoc_topics", min_length=1, description="pydoc_topics: CPython's pydoc_data.topics (ships with Python); "
+        "files: path; or a user's source as 'package.module:function'")
     path: str | None = Field(None, description="files: a .txt/.md/.jsonl file or a folder of them "
                              "(relative to the working directory)")
     text_field: str = Field("text", min_length=1, description=".jsonl: the field holding each document's text")
@@ -136,6 +137,27 @@ class LMDistillSpec(Strict):
     top_k: PositiveInt = Field(32, description="tokens kept per position in the teacher cache (≥ vocab: all)")
     representation: RepresentationSpec | None = None
     sequence: SequenceSpec | None = None
+
+    @property
+    def teacher_live(self) -> bool:
+        """Whether the teacher runs on every training batch (``teacher_outputs: live``, or a
+        representation term, which needs its features): the one rule every caller asks."""
+        return self.teacher_outputs == "live" or self.representation is not None
+
+    @property
+    def seqkd(self) -> bool:
+        """Sequence-level KD: the teacher's continuations are made once by ``cache_teacher``."""
+        return self.sequence is not None and self.sequence.mode == "seqkd"
+
+    @property
+    def on_policy(self) -> bool:
+        """On-policy KD: student samples scored by the live teacher."""
+        return self.sequence is not None and self.sequence.mode == "on_policy"
+
+    @property
+    def reads_cache(self) -> bool:
+        """Whether distillation reads ``cache_teacher``'s outputs (the top-k cache or seqKD continuations)."""
+        return not self.teacher_live or self.seqkd
 
 
 class LMEvaluateSpec(Strict):

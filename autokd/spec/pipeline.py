@@ -158,6 +158,7 @@ class RuntimeSpec(Strict):
 class PipelineSpec(Strict):
     """A whole declarative KD pipeline."""
 
+    task: Literal["classify"] = Field("classify", description="the pipeline task (autokd.stages.task)")
     name: str = "default"
     data: DataSpec = Field(default_factory=DataSpec)
     teacher: RoleSpec = Field(default_factory=RoleSpec)

@@ -23,6 +23,45 @@ CODE_DEPS = [
 ]
 
 
+def dvc_stage(cmd: str, *, deps: list[Any] | tuple = (), code: tuple[str, ...] | list[str] | None = None,
+              params: list[Any] | None = None, outs: list[Any] | None = None, metrics: list[Any] | None = None,
+              wdir: str | None = None, matrix: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One stage of any DVC file autokd writes, its keys in DVC's usual order.
+
+    ``code``: the library code the command imports (default :data:`CODE_DEPS`; ``()`` for a stage
+    checked by other means, see ``tests/test_dvc_deps.py``), listed after ``deps``."""
+    stage: dict[str, Any] = {}
+    if matrix:
+        stage["matrix"] = matrix
+    if wdir:
+        stage["wdir"] = wdir
+    stage["cmd"] = cmd
+    all_deps = list(deps) + list(CODE_DEPS if code is None else code)
+    if all_deps:
+        stage["deps"] = all_deps
+    for key, value in (("params", params), ("outs", outs), ("metrics", metrics)):
+        if value:
+            stage[key] = value
+    return stage
+
+
+def uncached(path: str, persist: bool = False) -> dict[str, dict[str, bool]]:
+    """An output DVC does not cache (``persist``: kept across runs, e.g. a checkpoint folder)."""
+    return {path: {"persist": True, "cache": False} if persist else {"cache": False}}
+
+
+def dvc_text(header: str, stages: dict[str, Any], *, vars: list[Any] | None = None,
+             plots: list[Any] | None = None) -> str:
+    """The text of a ``dvc.yaml``: the header comment, then ``vars``, ``stages``, ``plots``."""
+    import yaml
+
+    doc: dict[str, Any] = {"vars": vars} if vars else {}
+    doc["stages"] = stages
+    if plots:
+        doc["plots"] = plots
+    return header + yaml.safe_dump(doc, sort_keys=False, width=120)
+
+
 def dvc_stages(spec: ChainSpec, spec_path: str, root: str, raw: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``stages:`` of ``pipelines/<name>/dvc.yaml`` for this chain (each lists only the keys it reads).
 
@@ -36,52 +75,40 @@ def dvc_stages(spec: ChainSpec, spec_path: str, root: str, raw: dict[str, Any] |
         present = [k for k in dotted if raw is None or _has_path(raw, k)]
         return [{spec_path: present}] if present else []
 
-    cmd = f"python -m autokd chain step {spec_path} {{}} --root {r}"
+    def step(name: str, deps: list[str], params: list[Any], outs: list[Any], cmd: str | None = None,
+             metrics: list[Any] | None = None) -> dict[str, Any]:
+        cmd = cmd or f"python -m autokd chain step {spec_path} {name} --root {r}"
+        return dvc_stage(cmd, deps=deps, params=params, outs=outs, metrics=metrics, wdir="../..")
 
     def model_outs(role: str, with_outputs: bool) -> list[Any]:
         outs: list[Any] = [f"{r}/artifacts/{role}"]
         if with_outputs:
             outs.append(f"{r}/artifacts/{'teacher_outputs' if role == 'teacher' else role + '_outputs'}")
-        outs.append({f"{r}/checkpoints/{role}": {"persist": True, "cache": False}})
-        outs.append({f"{r}/dvclive/{role}": {"cache": False}})
-        return outs
+        return outs + [uncached(f"{r}/checkpoints/{role}", persist=True), uncached(f"{r}/dvclive/{role}")]
 
+    data = f"{r}/artifacts/data"
     last = len(spec.steps) - 1
     out: dict[str, Any] = {
-        "prepare": {"wdir": "../..", "cmd": cmd.format("prepare"), "deps": CODE_DEPS,
-                    "params": keys("data"), "outs": [f"{r}/artifacts/data"]},
-        "teacher": {"wdir": "../..", "cmd": cmd.format("teacher"), "deps": [f"{r}/artifacts/data"] + CODE_DEPS,
-                    "params": keys("teacher", "runtime"), "outs": model_outs("teacher", True)},
+        "prepare": step("prepare", [], keys("data"), [data]),
+        "teacher": step("teacher", [data], keys("teacher", "runtime"), model_outs("teacher", True)),
     }
-    for i, step in enumerate(spec.steps):
+    for i, s in enumerate(spec.steps):
         source = spec.source(i)
         src_out = "teacher_outputs" if source == "teacher" else f"{source}_outputs"
-        out[step.name] = {
-            "wdir": "../..", "cmd": cmd.format(step.name),
-            "deps": [f"{r}/artifacts/data", f"{r}/artifacts/{source}", f"{r}/artifacts/{src_out}"] + CODE_DEPS,
-            "params": keys(f"steps.{i}", "runtime"), "outs": model_outs(step.name, True),
-        }
+        out[s.name] = step(s.name, [data, f"{r}/artifacts/{source}", f"{r}/artifacts/{src_out}"],
+                           keys(f"steps.{i}", "runtime"), model_outs(s.name, True))
     if spec.baseline:
-        out["baseline"] = {
-            "wdir": "../..", "cmd": cmd.format("baseline"), "deps": [f"{r}/artifacts/data"] + CODE_DEPS,
-            "params": keys(f"steps.{last}.model", f"steps.{last}.train", "runtime"),
-            "outs": model_outs("baseline", False),
-        }
+        out["baseline"] = step("baseline", [data], keys(f"steps.{last}.model", f"steps.{last}.train", "runtime"),
+                               model_outs("baseline", False))
     if spec.direct:
-        out["direct"] = {
-            "wdir": "../..", "cmd": cmd.format("direct"),
-            "deps": [f"{r}/artifacts/data", f"{r}/artifacts/teacher", f"{r}/artifacts/teacher_outputs"]
-            + CODE_DEPS,
-            "params": keys(f"steps.{last}.model", f"steps.{last}.train", f"steps.{last}.distill", "runtime"),
-            "outs": model_outs("direct", False),
-        }
-    out["evaluate"] = {
-        "wdir": "../..", "cmd": f"python -m autokd chain evaluate {spec_path} --root {r}",
-        "deps": [f"{r}/artifacts/data"] + [f"{r}/artifacts/{n}" for n in spec.model_names()] + CODE_DEPS,
-        "params": keys("evaluate", "ensemble"),
-        "outs": [{f"{r}/reports/plots": {"cache": False}}, {f"{r}/reports/manifest.json": {"cache": False}}],
-        "metrics": [{f"{r}/reports/metrics.json": {"cache": False}}],
-    }
+        out["direct"] = step("direct", [data, f"{r}/artifacts/teacher", f"{r}/artifacts/teacher_outputs"],
+                             keys(f"steps.{last}.model", f"steps.{last}.train", f"steps.{last}.distill", "runtime"),
+                             model_outs("direct", False))
+    out["evaluate"] = step("evaluate", [data] + [f"{r}/artifacts/{n}" for n in spec.model_names()],
+                           keys("evaluate", "ensemble"),
+                           [uncached(f"{r}/reports/plots"), uncached(f"{r}/reports/manifest.json")],
+                           cmd=f"python -m autokd chain evaluate {spec_path} --root {r}",
+                           metrics=[uncached(f"{r}/reports/metrics.json")])
     return out
 
 
@@ -98,56 +125,55 @@ def _has_path(raw: dict[str, Any], dotted: str) -> bool:
 
 
 def dvc_yaml_text(spec: ChainSpec, spec_path: str, root: str, raw: dict[str, Any] | None = None) -> str:
-    import yaml
-
     header = (
         f"# The {spec.name} chain ({spec_path}) as DVC stages; generated by\n"
         f"#   python -m autokd chain dvc {spec_path} --root {root} > pipelines/{spec.name}/dvc.yaml\n"
         f"# Run:  dvc repro pipelines/{spec.name}/dvc.yaml      (commands run at the repo root: wdir ../..)\n"
     )
-    return header + yaml.safe_dump({"stages": dvc_stages(spec, spec_path, root, raw)}, sort_keys=False, width=120)
+    return dvc_text(header, dvc_stages(spec, spec_path, root, raw))
 
 
+# ------------------------------------------------------------------ a pipeline of any task
 
 
-#: The language-model pipeline's stages: (name, the outputs of other stages it reads, params sections, outs).
-LM_STAGE_IO = [
-    ("prepare", [], ["data"], ["artifacts/data"]),
-    ("train_teacher", ["artifacts/data"], ["teacher", "runtime"], ["artifacts/teacher"]),
-    ("cache_teacher", ["artifacts/data", "artifacts/teacher"], ["distill"], ["artifacts/teacher_outputs"]),
-    ("train_baseline", ["artifacts/data"], ["student", "runtime"], ["artifacts/baseline"]),
-    ("train_baseline_equal", ["artifacts/data"], ["teacher", "student", "distill", "runtime"], ["artifacts/baseline_equal"]),
-    ("distill", ["artifacts/data", "artifacts/teacher", "artifacts/teacher_outputs"],
-     ["student", "distill", "runtime"], ["artifacts/student"]),
-    ("evaluate", ["artifacts/data", "artifacts/teacher", "artifacts/baseline", "artifacts/baseline_equal",
-                  "artifacts/student", "artifacts/teacher_outputs"], ["evaluate"], []),
-]
-TRAINED = {"train_teacher": "teacher", "train_baseline": "baseline", "train_baseline_equal": "baseline_equal",
-           "distill": "student"}
+def params_entry(spec_path: str, keys: tuple[str, ...] | list[str], raw: dict[str, Any] | None) -> list[Any]:
+    """A stage's ``params:``: each dotted key the spec file has; a key it lacks is replaced by its
+    top-level section (DVC refuses a key a file lacks, and a key added later must still rerun the
+    stage), a section it lacks is left out (defaults; regenerate after adding it)."""
+    out: list[str] = []
+    for key in keys:
+        top = key.split(".")[0]
+        pick = key if raw is None or _has_path(raw, key) else (top if _has_path(raw, top) else None)
+        if pick is not None and pick not in out:
+            out.append(pick)
+    sections = {k for k in out if "." not in k}
+    out = [k for k in out if "." not in k or k.split(".")[0] not in sections]  # a whole section covers its keys
+    return [{spec_path: out}] if out else []
 
 
-def lm_dvc_stages(spec_path: str, root: str) -> dict[str, Any]:
-    """The ``stages:`` of ``pipelines/lm/dvc.yaml`` (run at the repo root: ``wdir: ../..``).
+def pipeline_dvc(task, spec, spec_path: str, root: str = ".", raw: dict[str, Any] | None = None,
+                 wdir: str | None = None) -> dict[str, Any]:
+    """The ``stages:`` of a pipeline of any task, from its :class:`~autokd.stages.task.StageIO` list.
 
-    Checkpoints and DVCLive logs are persisted, uncached outputs (a crashed stage resumes);
-    ``reports/metrics.json`` holds timings (tokens/s) and is an uncached metrics file."""
-    r = root.rstrip("/")
+    ``root``: the output root (``.``: the repo root, ``runs/lm``); ``wdir``: from the DVC file's
+    folder to the repo root (``../..`` for ``pipelines/<name>/dvc.yaml``), where commands run."""
+    r = "" if root in (".", "") else root.rstrip("/") + "/"
+    root_opt = "" if not r else f" --root {root.rstrip('/')}"
     stages: dict[str, Any] = {}
-    for name, reads, params, outs in LM_STAGE_IO:
-        stage: dict[str, Any] = {
-            "wdir": "../..",
-            "cmd": f"python -m autokd stage {name} {spec_path} --root {r}",
-            "deps": [f"{r}/{p}" for p in reads] + list(CODE_DEPS),
-            "params": [{spec_path: list(params)}],
-        }
-        out_list: list[Any] = [f"{r}/{o}" for o in outs]
-        if name in TRAINED:
-            role = TRAINED[name]
-            out_list += [{f"{r}/checkpoints/{role}": {"persist": True, "cache": False}},
-                         {f"{r}/dvclive/{role}": {"cache": False}}]
-        if out_list:
-            stage["outs"] = out_list
-        if name == "evaluate":
-            stage["metrics"] = [{f"{r}/reports/metrics.json": {"cache": False}}]
-        stages[name] = stage
+    for io in task.stage_io(spec):
+        cmd = io.cmd.format(root=r) if io.cmd else f"python -m autokd stage {io.name} {spec_path}{root_opt}"
+        outs: list[Any] = [f"{r}{o}" for o in io.outs]
+        if io.trains:
+            outs += [uncached(f"{r}checkpoints/{io.trains}", persist=True), uncached(f"{r}dvclive/{io.trains}")]
+        outs += [uncached(f"{r}{o}") for o in io.uncached]
+        stages[io.name] = dvc_stage(cmd, deps=[f"{r}{p}" for p in io.reads], params=params_entry(spec_path, io.params, raw),
+                                    outs=outs, metrics=[uncached(f"{r}{m}") for m in io.metrics], wdir=wdir)
     return stages
+
+
+def pipeline_dvc_text(task, spec, spec_path: str, root: str = ".", raw: dict[str, Any] | None = None,
+                      wdir: str | None = None) -> str:
+    """The ``dvc.yaml`` of a pipeline of any task: the task's header comment, its stages and plots."""
+    r = "" if root in (".", "") else root.rstrip("/") + "/"
+    return dvc_text(task.dvc_header(spec_path, root), pipeline_dvc(task, spec, spec_path, root, raw, wdir),
+                    plots=task.dvc_plots(spec, r))

@@ -25,9 +25,9 @@ from autokd.spec.document import dump_spec
 from autokd.spec.errors import SpecError
 from autokd.spec.lm import LMPipelineSpec
 from autokd.stages.layout import Layout
-from autokd.stages.lm_validate import effective_lm_distill, lm_method_params
+from autokd.stages.lm_validate import effective_lm_distill
 from autokd.stages.recipe import save_role, setup, train_role
-from autokd.stages.validate import feature_pair_issues
+from autokd.stages.validate import feature_pair_issues, method_params
 from autokd.train.lm_objective import LMDistillObjective
 from autokd.train.sequence import GENERATIONS_NAME, load_generations, save_generations, teacher_generations
 from autokd.train.topk_cache import TOPK_NAME, compute_topk, load_topk, save_topk
@@ -73,7 +73,7 @@ def teacher_outputs_key(spec: LMPipelineSpec) -> dict[str, Any]:
     key: dict[str, Any] = {"top_k": spec.distill.top_k,
                            "temperature": effective_lm_distill(spec.distill)["params"]["temperature"]}
     seq = spec.distill.sequence
-    if seq is not None and seq.mode == "seqkd":
+    if spec.distill.seqkd:
         sample = seq.sampling == "sample"
         key["sequence"] = {"prompt_tokens": seq.prompt_tokens, "sampling": seq.sampling,
                            "temperature": seq.temperature if sample else None,
@@ -129,14 +129,13 @@ def compute_budget(spec: LMPipelineSpec, data: PreparedText) -> dict[str, Any]:
             for r in ("teacher", "student")}
     epochs = spec.student.train.epochs
     seq = spec.distill.sequence
-    live = spec.distill.teacher_outputs == "live" or spec.distill.representation is not None
-    teacher_passes = float(epochs if live else 1)
+    teacher_passes = float(epochs if spec.distill.teacher_live else 1)
     per_epoch = 3 * macs["student"]
     student_passes = 3.0 * epochs
-    if seq is not None and seq.mode == "seqkd":  # the continuations once; a second student pass per step
+    if spec.distill.seqkd:  # the continuations once; a second student pass per step
         teacher_passes += 1
         student_passes += 3.0 * epochs
-    if seq is not None and seq.mode == "on_policy":  # per on-policy batch: sampling, then the teacher scores
+    if spec.distill.on_policy:  # per on-policy batch: sampling, then the teacher scores
         teacher_passes += seq.lmbda * epochs
         student_passes += seq.lmbda * epochs
     total = student_passes * macs["student"] + teacher_passes * macs["teacher"]
@@ -170,18 +169,17 @@ def build_lm_objective(spec: LMPipelineSpec, student: torch.nn.Module, data: Pre
     teacher_path = layout.model_dir("teacher") / MODEL_FILE
     rep = d.representation
     seq = d.sequence
-    live = d.teacher_outputs == "live" or rep is not None
     cache, generations = None, None
-    if seq is not None and seq.mode == "seqkd":
+    if d.seqkd:
         generations, meta = load_generations(outputs / GENERATIONS_NAME)
         if meta.get("data_sha256") != data.sha256 or meta.get("teacher_sha256") != file_sha256(teacher_path):
             raise ValueError("the teacher's continuations were made from other data or another teacher; "
                              "re-run cache_teacher")
-    if not live:
+    if not d.teacher_live:
         cache = load_topk(outputs / TOPK_NAME)
-        cache.check(data.sha256, len(data.train), file_sha256(teacher_path))
-    on_policy = seq is not None and seq.mode == "on_policy"
-    teacher = load_model(teacher_path).to(device) if live or on_policy else None
+        cache.check(data.sha256, len(data.train), file_sha256(teacher_path), k=min(d.top_k, data.vocab_size),
+                    temperature=teacher_outputs_key(spec)["temperature"])
+    teacher = load_model(teacher_path).to(device) if d.teacher_live or d.on_policy else None
     pairs, s_shapes, t_shapes, representation = [], None, None, None
     if rep is not None:
         s_layers, t_layers = student.num_layers, teacher.num_layers
@@ -205,7 +203,7 @@ def build_lm_objective(spec: LMPipelineSpec, student: torch.nn.Module, data: Pre
         if issues:
             raise SpecError(None, issues)
         representation = (rep.method, dict(rep.params), rep.weight)
-    return LMDistillObjective(d.method, lm_method_params(d), d.alpha, teacher=teacher, cache=cache,
+    return LMDistillObjective(d.method, method_params(d), d.alpha, teacher=teacher, cache=cache,
                               representation=representation, pairs=pairs, student_shapes=s_shapes,
                               teacher_shapes=t_shapes, sequence=seq, generations=generations,
                               seed=spec.student.train.seed)
@@ -228,9 +226,7 @@ def distill(spec: LMPipelineSpec, layout: Layout, progress: bool = True) -> None
                                lambda m: build_lm_objective(spec, m, data, layout, device),
                                extra, device, amp, progress)
     parents = [layout.data, layout.model_dir("teacher")]
-    seq = spec.distill.sequence
-    if (spec.distill.teacher_outputs == "cache" and spec.distill.representation is None) or (
-            seq is not None and seq.mode == "seqkd"):
+    if spec.distill.reads_cache:
         parents.append(layout.teacher_outputs)
     save_role(layout, "student", model, spec.student, data, result, parents,
               {"student": dump_spec(spec.student), "distill": recipe})

@@ -17,6 +17,7 @@ from autokd.spec.base import params_issues, validate_document
 from autokd.spec.document import read_document
 from autokd.spec.errors import SpecIssue, unknown_name_issue
 from autokd.spec.lm import LMDistillSpec, LMPipelineSpec
+from autokd.stages.validate import effective_params, temperature_and_params_issues
 
 
 def lm_model_issues(name: str, params: dict[str, Any], loc: tuple) -> list[SpecIssue]:
@@ -30,20 +31,14 @@ def lm_model_issues(name: str, params: dict[str, Any], loc: tuple) -> list[SpecI
     return params_issues(MODELS[name].params, params, loc + ("params",))
 
 
-def lm_method_params(distill: LMDistillSpec) -> dict[str, Any]:
-    """The token loss's keyword arguments: ``distill.params`` plus the temperature when given."""
-    params = dict(distill.params)
-    if distill.temperature is not None:
-        params["temperature"] = distill.temperature
-    return params
-
-
 def effective_lm_distill(distill: LMDistillSpec) -> dict[str, Any]:
-    """The distillation recipe with every default filled in (fingerprints and lineage)."""
+    """The distillation recipe with every default filled in (fingerprints and lineage): the
+    classifier's :func:`~autokd.stages.validate.effective_params` rule for the method and the
+    representation term."""
     from autokd.losses import get_spec
 
     out = distill.model_dump(mode="json")
-    out["params"] = get_spec(distill.method).params(**lm_method_params(distill)).model_dump(mode="json")
+    out["params"] = effective_params(distill)
     out.pop("temperature")
     if distill.representation is not None:
         rep = distill.representation
@@ -51,27 +46,28 @@ def effective_lm_distill(distill: LMDistillSpec) -> dict[str, Any]:
     return out
 
 
-def _method_issues(method: str, params: dict, loc: tuple, kinds: tuple[str, ...], what: str) -> list[SpecIssue]:
+def _lm_methods(kinds: tuple[str, ...]) -> list[str]:
     from autokd.losses import available, get_spec
 
-    names = [n for n in available() if get_spec(n).task == "lm" and get_spec(n).kind in kinds]
-    if method not in names:
-        return [unknown_name_issue(loc + ("method",), method, names, what)]
-    return params_issues(get_spec(method).params, params, loc + ("params",))
+    return [n for n in available() if get_spec(n).task == "lm" and get_spec(n).kind in kinds]
 
 
 def lm_distill_issues(distill: LMDistillSpec, loc: tuple = ("distill",)) -> list[SpecIssue]:
-    issues: list[SpecIssue] = []
-    if "temperature" in distill.params:
-        issues.append(SpecIssue(loc + ("params", "temperature"), expected="no temperature here (set "
-                                "distill.temperature)", found=distill.params["temperature"]))
+    from autokd.losses import get_spec
+
+    tokens = _lm_methods(("token",))
+    if distill.method not in tokens:
+        issues = [unknown_name_issue(loc + ("method",), distill.method, tokens, "a token-level divergence")]
     else:
-        issues += _method_issues(distill.method, lm_method_params(distill), loc, ("token",),
-                                 "a token-level divergence")
+        issues = temperature_and_params_issues(distill, get_spec(distill.method).params, loc)
     rep = distill.representation
     if rep is not None:
-        issues += _method_issues(rep.method, rep.params, loc + ("representation",), ("feature", "relation"),
-                                 "a representation-transfer method")
+        reps = _lm_methods(("feature", "relation"))
+        if rep.method not in reps:
+            issues.append(unknown_name_issue(loc + ("representation", "method"), rep.method, reps,
+                                             "a representation-transfer method"))
+        else:
+            issues += params_issues(get_spec(rep.method).params, rep.params, loc + ("representation", "params"))
         for i, pattern in enumerate(rep.features):
             if rep.method == "ckd_ltr" and "{}" in pattern:
                 issues.append(SpecIssue(loc + ("representation", "features", i), expected="a stacked-layers "
@@ -115,8 +111,22 @@ def vocabulary_issues(spec: LMPipelineSpec, root: Path | None) -> list[SpecIssue
     return issues
 
 
+def corpus_issues(source: str) -> list[SpecIssue]:
+    """``data.source`` against the corpus registry (a built-in name or ``pkg.module:function``)."""
+    from autokd.data.readers.base import DataReadError
+    from autokd.data.text import corpus as _builtins  # noqa: F401  (registers the built-in sources)
+    from autokd.data.text.sources import CORPORA, get_corpus
+
+    try:
+        get_corpus(source)
+    except DataReadError as exc:
+        return [SpecIssue(("data", "source"), expected=f"a corpus source ({', '.join(sorted(CORPORA))}) or "
+                          "'package.module:function'", found=source, hint=str(exc))]
+    return []
+
+
 def lm_registry_issues(spec: LMPipelineSpec, root: Path | None = None, check_paths: bool = True) -> list[SpecIssue]:
-    issues: list[SpecIssue] = []
+    issues: list[SpecIssue] = corpus_issues(spec.data.source)
     for role in ("teacher", "student"):
         r = getattr(spec, role)
         issues += lm_model_issues(r.model.name, r.model.params, (role, "model"))

@@ -80,6 +80,25 @@ def method_params(distill: DistillSpec) -> dict[str, Any]:
     return params
 
 
+def effective_params(distill) -> dict[str, Any]:
+    """The method's parameters as it acts (defaults filled in, the temperature rule applied); any
+    ``distill`` section with ``method``, ``params`` and ``temperature`` (classifier or language model)."""
+    from autokd.losses import get_spec
+
+    return get_spec(distill.method).params.model_validate(method_params(distill)).model_dump(mode="json")
+
+
+def temperature_and_params_issues(distill, params_model, loc: tuple) -> list[SpecIssue]:
+    """A temperature in ``params`` (it belongs in ``distill.temperature``), a temperature the method
+    has no use for, and the method's own parameters: one rule for every task's ``distill``."""
+    if "temperature" in distill.params:
+        return [SpecIssue(loc + ("params", "temperature"), expected="no temperature here (set distill.temperature)",
+                          found=distill.params["temperature"])]
+    t_issue = temperature_issue(distill, loc)
+    return ([t_issue] if t_issue is not None else []) + params_issues(params_model, dict(distill.params),
+                                                                      loc + ("params",))
+
+
 def effective_distill(distill: DistillSpec) -> dict[str, Any]:
     """The distillation recipe as it acts: every method parameter with its default filled in.
 
@@ -91,8 +110,7 @@ def effective_distill(distill: DistillSpec) -> dict[str, Any]:
     if is_auto(distill):
         return {"method": AUTO, "candidates": [effective_distill(c) for c in candidate_distills(distill)]}
 
-    params = get_spec(distill.method).params.model_validate(method_params(distill)).model_dump(mode="json")
-    return {"method": distill.method, "alpha": distill.alpha, "params": params,
+    return {"method": distill.method, "alpha": distill.alpha, "params": effective_params(distill),
             "features": [f.model_dump(mode="json") for f in distill.features],
             "teacher_outputs": distill.teacher_outputs}
 
@@ -128,16 +146,7 @@ def distill_issues(distill: DistillSpec, augment: bool, loc: tuple = ("distill",
     if lspec.task != "classify":
         return [SpecIssue(loc + ("method",), expected="a classification method (language-model methods compare "
                           "next-token distributions or transformer representations)", found=distill.method)]
-    issues: list[SpecIssue] = []
-    if "temperature" in distill.params:
-        issues.append(SpecIssue(loc + ("params", "temperature"),
-                                expected="no temperature here (set distill.temperature)",
-                                found=distill.params["temperature"]))
-    else:
-        t_issue = temperature_issue(distill, loc)
-        if t_issue is not None:
-            issues.append(t_issue)
-        issues += params_issues(lspec.params, dict(distill.params), loc + ("params",))
+    issues = temperature_and_params_issues(distill, lspec.params, loc)
     if distill.features and lspec.kind not in ("feature", "relation"):
         issues.append(SpecIssue(loc + ("features",), expected=f"no feature pairs for the {lspec.kind} method "
                                 f"{distill.method!r} (they would be ignored)", found=len(distill.features),
@@ -248,8 +257,17 @@ def model_issues(name: str, params: dict[str, Any], loc: tuple) -> list[SpecIssu
 
 def data_issues(spec: PipelineSpec, root: Path | None, check_paths: bool) -> list[SpecIssue]:
     from autokd.data.readers import READERS
+    from autokd.data.readers.base import DataReadError, get_reader
+    from autokd.utils.imports import is_import_path
 
     d = spec.data
+    if is_import_path(d.source):
+        try:
+            get_reader(d.source)
+        except DataReadError as exc:
+            return [SpecIssue(("data", "source"), expected="an importable reader 'package.module:function'",
+                              found=d.source, hint=str(exc))]
+        return []
     if d.source not in READERS:
         return [unknown_name_issue(("data", "source"), d.source, READERS, "a data source")]
     if d.source in DISK_SOURCES_WITHOUT_PATH:

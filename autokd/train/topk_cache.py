@@ -51,7 +51,16 @@ class TopKTeacherOutputs:
         return SparseTeacher(self.logprobs[idx].float(), self.indices[idx].long(), self.tail[idx].float(),
                              self.temperature)
 
-    def check(self, data_sha256: str, n_rows: int, teacher_sha256: str | None = None) -> None:
+    def check(self, data_sha256: str, n_rows: int, teacher_sha256: str | None = None, k: int | None = None,
+              temperature: float | None = None) -> None:
+        """Refuse a cache made from other data, another teacher, another ``k`` (the requested
+        ``top_k`` capped at the vocabulary) or another temperature."""
+        if k is not None and self.k != k:
+            raise TeacherCacheMismatch(f"the top-k teacher cache keeps k={self.k} tokens per position, the spec asks "
+                                       f"for k={k} (distill.top_k); re-run its stage")
+        if temperature is not None and self.temperature != float(temperature):
+            raise TeacherCacheMismatch(f"the top-k teacher cache was made at temperature {self.temperature:g}, the "
+                                       f"spec distils at {float(temperature):g}; re-run its stage")
         if self.data_sha256 != data_sha256:
             raise TeacherCacheMismatch(f"the top-k teacher cache was computed on data {self.data_sha256[:12]}, "
                                        f"but the prepared data is {data_sha256[:12]}; re-run its stage")
@@ -91,5 +100,8 @@ def load_topk(path: str | Path) -> TopKTeacherOutputs:
     with safe_open(str(path), framework="pt") as fh:
         meta = fh.metadata()
         tensors = {name: fh.get_tensor(name) for name in ("logprobs", "indices", "tail")}
+    if "k" in meta and int(meta["k"]) != tensors["logprobs"].shape[-1]:
+        raise TeacherCacheMismatch(f"{path}: its metadata says k={meta['k']} but it holds "
+                                   f"{tensors['logprobs'].shape[-1]} tokens per position")
     return TopKTeacherOutputs(tensors["logprobs"], tensors["indices"], tensors["tail"], float(meta["temperature"]),
                               meta["data_sha256"], meta["teacher_sha256"])

@@ -178,8 +178,8 @@ class Progress:
 
     def epoch(self, rec: dict[str, float]) -> None:
         info = (
-            f"epoch {int(rec['epoch'])}/{self.epochs} loss {rec['train_loss']:.4f} "
-            f"acc {rec['train_accuracy']:.4f}"
+            f"epoch {int(rec['epoch'])}/{self.epochs} loss {rec['train_loss']:.4f}"
+            + (f" acc {rec['train_accuracy']:.4f}" if "train_accuracy" in rec else "")
             + (f" val_acc {rec['val_accuracy']:.4f}" if "val_accuracy" in rec else "")
             + f" lr {rec['lr']:.2e} {rec['seconds']:.1f}s"
         )
@@ -221,6 +221,7 @@ def train(
     on_epoch: Callable[[dict[str, float], int], None] | None = None,
     replay: Callable[[dict[str, float]], None] | None = None,
     progress: bool = True,
+    validate: Callable[[nn.Module, Split, torch.device], dict[str, float]] | None = None,
 ) -> TrainResult:
     """Train ``model`` with ``objective`` for ``cfg.epochs`` epochs, resuming if possible.
 
@@ -231,7 +232,9 @@ def train(
     the model ends with the weights of the lowest-validation-loss epoch (kept beside the
     checkpoint, so a resumed run ends alike) and ``final`` is that epoch's record. With
     ``cfg.patience`` the run ends early once the validation loss has not improved for that many
-    epochs (the learning-rate schedule keeps its full length).
+    epochs (the learning-rate schedule keeps its full length). ``validate(model, split, device)``
+    gives an epoch's validation metrics (``loss`` at least; default :func:`evaluate_split`: NLL and
+    accuracy), for a task whose targets are not classes.
     """
     start_time = time.perf_counter()
     model.to(device)
@@ -306,16 +309,18 @@ def train(
                     optimizer.step()
                 n = batch.y.numel()  # samples, or tokens for a language model
                 sum_loss += value * n
-                sum_correct += count_correct(logits.detach(), batch.y)
+                if not batch.y.is_floating_point():  # class or token targets (a regression has none)
+                    sum_correct += count_correct(logits.detach(), batch.y)
                 seen += n
                 bar.step()
             rec = {
                 "epoch": epoch + 1,
                 "lr": lr,
                 "train_loss": sum_loss / seen,
-                "train_accuracy": int(sum_correct) / seen,
             }
-            val = evaluate_split(model, val_split, device)
+            if not batch.y.is_floating_point():
+                rec["train_accuracy"] = int(sum_correct) / seen
+            val = (validate or evaluate_split)(model, val_split, device)
             rec.update({f"val_{k}": v for k, v in val.items()})
             history.append(rec)
             epoch_seconds.append(time.perf_counter() - t0)

@@ -184,11 +184,12 @@ def test_lm_search_on_ray_through_the_cli_records_dvc_experiments(tmp_path):
     (work / ".dvc").mkdir()
     (work / ".dvc" / "config").write_text("[core]\n    analytics = false\n    check_update = false\n")
     (work / ".gitignore").write_text("/runs/\n/searches/\n")
-    from autokd.stages.dvcgen import lm_dvc_stages
+    from autokd.stages.dvcgen import pipeline_dvc_text
+    from autokd.stages.lm_task import TASK as LM
 
     (work / "pipelines" / "lm").mkdir()  # the LM pipeline's DVC file: it declares runs/lm/reports/metrics.json
-    (work / "pipelines" / "lm" / "dvc.yaml").write_text(
-        yaml.safe_dump({"stages": lm_dvc_stages("pipelines/lm.yaml", "runs/lm")}, sort_keys=False))
+    (work / "pipelines" / "lm" / "dvc.yaml").write_text(pipeline_dvc_text(
+        LM, LM.validate(TINY_LM, check_paths=False), "pipelines/lm.yaml", "runs/lm", TINY_LM, "../.."))
     search = _search(Path("pipelines/lm.yaml"), Path("runs/lm"), record_experiments=True,
                      budget={"trials": 2, "max_concurrent": 2, "resources": {"cpu": 1}})
     write_search(work, search, name="lm_search.yaml")

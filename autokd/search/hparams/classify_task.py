@@ -62,17 +62,6 @@ class ClassifyTask(SearchTask):
     metric_keys = {"test_accuracy": "accuracy", "test_nll": "nll", "test_ece": "ece", "params": "params",
                    "flops": "flops", "latency_ms": "latency_ms"}
 
-    def schema(self) -> type:
-        from autokd.spec.pipeline import PipelineSpec
-
-        return PipelineSpec
-
-    def validate(self, data: dict[str, Any], file: str | None, root: Path | None, check_paths: bool = True,
-                 text: str | None = None):
-        from autokd.stages.validate import validate_pipeline
-
-        return validate_pipeline(data, file=file, text=text, root=root, check_paths=check_paths)
-
     def ensure_inputs(self, spec, root: Path, pipeline_file: str | None, log: Callable[[str], None]):
         from autokd.search.hparams.inputs import ensure_inputs
 

@@ -49,10 +49,7 @@ def teacher_outputs_dir(spec, layout, log: Callable[[str], None] = print) -> Pat
     from autokd.stages.lm import cache_teacher, teacher_outputs_key
     from autokd.utils.io import exclusive_lock
 
-    d = spec.distill
-    seq = d.sequence
-    seqkd = seq is not None and seq.mode == "seqkd"
-    if (d.teacher_outputs == "live" or d.representation is not None) and not seqkd:
+    if not spec.distill.reads_cache:
         return None
     key = teacher_outputs_key(spec)
 
@@ -78,17 +75,6 @@ class LMTask(SearchTask):
     metric_keys = {"test_perplexity": "perplexity", "test_nll": "nll", "test_bits_per_byte": "bits_per_byte",
                    "params": "params"}
     extra_final_keys = ("val_perplexity", "test_perplexity", "test_bits_per_byte")
-
-    def schema(self) -> type:
-        from autokd.spec.lm import LMPipelineSpec
-
-        return LMPipelineSpec
-
-    def validate(self, data: dict[str, Any], file: str | None, root: Path | None, check_paths: bool = True,
-                 text: str | None = None):
-        from autokd.stages.lm_validate import validate_lm_pipeline
-
-        return validate_lm_pipeline(data, file=file, text=text, root=root, check_paths=check_paths)
 
     def ensure_inputs(self, spec, root: Path, pipeline_file: str | None, log: Callable[[str], None]):
         from autokd.lineage.manifest import file_sha256
@@ -133,10 +119,9 @@ class LMTask(SearchTask):
         data = load_prepared_text(layout.data)
         outputs = teacher_outputs_dir(spec, layout)
         model = build_role_model(spec.student, data)  # seeds first: the distill stage's initial weights
-        live = spec.distill.teacher_outputs == "live" or spec.distill.representation is not None
         static = {"params": count_params(model),
                   "flops": count_macs(model, data.input_shape, dtype=torch.long),
-                  "max_epochs": spec.student.train.epochs, "teacher_mode": "live" if live else "cache",
+                  "max_epochs": spec.student.train.epochs, "teacher_mode": self.pipeline_task().teacher_mode(spec),
                   "failed": False, "error": ""}
         objective = build_lm_objective(spec, model, data, layout, device, outputs_dir=outputs)
         fp = role_fingerprint("student", spec, spec.student, data.sha256, lm_distill_extra(spec, inputs.teacher_sha256))

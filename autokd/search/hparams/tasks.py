@@ -52,14 +52,21 @@ class SearchTask(ABC):
     #: what the trial records beside ``FINAL_KEYS`` in ``trials.csv``
     extra_final_keys: tuple[str, ...] = ()
 
-    @abstractmethod
+    def pipeline_task(self):
+        """The pipeline's :class:`~autokd.stages.task.PipelineTask`: its schema and validation are the
+        pipeline's own (one rule)."""
+        from autokd.stages.task import get_task as get_pipeline_task
+
+        return get_pipeline_task(self.name)
+
     def schema(self) -> type:
         """The pydantic model of the pipeline spec (search dimensions must be its paths)."""
+        return self.pipeline_task().schema()
 
-    @abstractmethod
     def validate(self, data: dict[str, Any], file: str | None, root: Path | None, check_paths: bool = True,
                  text: str | None = None):
         """The validated pipeline spec of a mapping (raises :class:`~autokd.spec.errors.SpecError`)."""
+        return self.pipeline_task().validate(data, file=file, text=text, root=root, check_paths=check_paths)
 
     @abstractmethod
     def ensure_inputs(self, spec, root: Path, pipeline_file: str | None, log: Callable[[str], None]):
@@ -94,16 +101,18 @@ class SearchTask(ABC):
 
 
 def task_name(base: dict[str, Any]) -> str:
-    """The task of a pipeline spec mapping (``classify`` unless it says ``task: lm``)."""
-    task = base.get("task") if isinstance(base, dict) else None
-    return task if isinstance(task, str) and task in TASK_MODULES else "classify"
+    """The task of a pipeline spec mapping (``classify`` unless it names another)."""
+    from autokd.stages.task import task_name_of
+
+    return task_name_of(base)
 
 
 def get_task(name_or_base: str | dict[str, Any]) -> SearchTask:
-    """The :class:`SearchTask` named (or of a pipeline spec mapping)."""
+    """The :class:`SearchTask` named (or of a pipeline spec mapping); a task without one (a user's
+    pipeline task) cannot be searched: :class:`ValueError`."""
     import importlib
 
     name = name_or_base if isinstance(name_or_base, str) else task_name(name_or_base)
     if name not in TASK_MODULES:
-        raise ValueError(f"unknown task {name!r}; tasks: {', '.join(TASK_MODULES)}")
+        raise ValueError(f"task {name!r} has no hyperparameter search; searchable tasks: {', '.join(TASK_MODULES)}")
     return importlib.import_module(TASK_MODULES[name]).TASK

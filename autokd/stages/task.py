@@ -1,0 +1,153 @@
+"""The pipeline task seam: what a pipeline does depends on its spec's ``task``, in one place.
+
+A :class:`PipelineTask` owns everything that differs between a classification pipeline
+(``task`` absent or ``classify``), a language-model pipeline (``task: lm``) and a user's own
+task (``task: package.module:MyTask``, a :class:`PipelineTask` subclass or instance):
+
+- its spec schema and validation (:meth:`~PipelineTask.validate`, :meth:`~PipelineTask.load`);
+- its stages, each with the outputs of other stages it reads, the spec keys it reads and its
+  outputs (:meth:`~PipelineTask.stage_io`), from which :mod:`autokd.stages.dvcgen` writes its
+  DVC file;
+- running one stage (:meth:`~PipelineTask.run_stage`), the teacher mode (cache/live) and the
+  one-line summary ``autokd validate`` prints;
+- its health checks (``autokd doctor``), where it has them.
+
+The CLI (``validate``, ``stage``, ``run``, ``doctor``, ``dvc``) and the search ask
+:func:`task_of` / :func:`get_task`; nothing else looks at ``task``. Adding a task is the
+recipe in ``docs/architecture.md`` ("Adding a task").
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from autokd.spec.errors import SpecError, SpecIssue
+from autokd.utils.imports import ImportPathError, import_object, is_import_path
+
+#: built-in tasks: name -> "module:attribute" of the task instance (imported on first use)
+TASKS: dict[str, str] = {
+    "classify": "autokd.stages.classify_task:TASK",
+    "lm": "autokd.stages.lm_task:TASK",
+}
+DEFAULT_TASK = "classify"
+
+
+@dataclass(frozen=True)
+class StageIO:
+    """One stage of a task's pipeline as its DVC file lists it.
+
+    ``reads``: outputs of earlier stages (paths under the pipeline root); ``params``: the spec
+    keys the stage reads (dotted; a key the spec file lacks is replaced by its top-level
+    section, so a key added later can never leave the stage cached); ``outs``: cached outputs;
+    ``trains``: the role whose checkpoint and DVCLive folders it writes (persisted, uncached);
+    ``metrics``: uncached metrics files; ``cmd``: the command when it is not ``autokd stage``.
+    """
+
+    name: str
+    reads: tuple[str, ...] = ()
+    params: tuple[str, ...] = ()
+    outs: tuple[str, ...] = ()
+    trains: str | None = None
+    metrics: tuple[str, ...] = ()
+    uncached: tuple[str, ...] = ()
+    cmd: str | None = None
+    comment: str | None = None
+    extra_outs: tuple[str, ...] = field(default=())
+
+
+class PipelineTask(ABC):
+    """What a pipeline of one task is made of (see the module doc)."""
+
+    name: str
+    #: the stage names in run order (``autokd run`` runs them; ``autokd stage NAME`` one)
+    stages: tuple[str, ...]
+
+    @abstractmethod
+    def validate(self, data: dict[str, Any], file: str | None = None, text: str | None = None,
+                 root: Path | None = None, check_paths: bool = True):
+        """The validated spec of a mapping (both passes); :class:`SpecError` listing every problem."""
+
+    def load(self, path: str | Path, overrides: Mapping[str, Any] | None = None, root: str | Path | None = None,
+             check_paths: bool = True):
+        """Load, override (dotted paths) and validate a spec file of this task."""
+        from autokd.spec.document import read_document
+
+        data, text = read_document(path, overrides)
+        return self.validate(data, file=str(path), text=text, root=Path(root) if root else None,
+                             check_paths=check_paths)
+
+    @abstractmethod
+    def run_stage(self, name: str, spec_path: str | Path, root: str | Path = ".", progress: bool = True) -> Any:
+        """Load and validate ``spec_path``, then run stage ``name`` with outputs under ``root``."""
+
+    @abstractmethod
+    def stage_io(self, spec) -> list[StageIO]:
+        """Every stage's inputs, spec keys and outputs (the DVC file is generated from them)."""
+
+    def schema(self) -> type:
+        """The pydantic model of the spec (a search's dimensions are its paths)."""
+        raise ValueError(f"task {self.name!r} declares no spec schema")
+
+    def describe(self, spec) -> str:
+        """What ``autokd validate`` prints after ``ok``."""
+        return f"task {self.name}"
+
+    def teacher_mode(self, spec) -> str:
+        """``cache`` or ``live``: whether distillation reads cached teacher outputs."""
+        return "live"
+
+    def doctor_checks(self, spec, root: Path, spec_path: str | Path, train_teacher: bool = False) -> list:
+        """The task's cheap health checks (objects with a ``line``); none by default."""
+        raise ValueError(f"autokd doctor has no checks for task {self.name!r}")
+
+    def dvc_header(self, spec_path: str, root: str) -> str:
+        """Comment lines at the top of the generated DVC file."""
+        return f"# The {self.name} pipeline ({spec_path}) as DVC stages; generated by `autokd dvc {spec_path}`.\n"
+
+    def dvc_plots(self, spec, root: str) -> list | None:
+        """The ``plots:`` section of the generated DVC file, if any."""
+        return None
+
+
+def task_name_of(doc: Any) -> Any:
+    """The ``task`` a loaded spec mapping names (``classify`` when absent)."""
+    return doc.get("task", DEFAULT_TASK) if isinstance(doc, dict) else DEFAULT_TASK
+
+
+def get_task(name: str) -> PipelineTask:
+    """The task registered as ``name`` or named by an import path (``pkg.module:MyTask``);
+    :class:`ValueError` naming the valid tasks otherwise."""
+    if name in TASKS:
+        return import_object(TASKS[name], "pipeline task")
+    if is_import_path(name):
+        obj = import_object(name, "pipeline task")
+        task = obj() if isinstance(obj, type) else obj
+        if not isinstance(task, PipelineTask):
+            raise ImportPathError(f"pipeline task {name!r} is a {type(task).__name__}, not an "
+                                  "autokd.stages.task.PipelineTask")
+        return task
+    raise ValueError(f"unknown task {name!r}; tasks: {', '.join(TASKS)} or a package.module:Class import path")
+
+
+def task_of(doc: Any, file: str | None = None) -> PipelineTask:
+    """The task of a loaded spec mapping; a :class:`SpecError` at ``task`` when it names none."""
+    name = task_name_of(doc)
+    try:
+        if not isinstance(name, str):
+            raise ValueError(f"a task name, found {name!r}")
+        return get_task(name)
+    except (ValueError, ImportPathError) as exc:
+        raise SpecError(file, [SpecIssue(("task",), expected=f"one of {', '.join(TASKS)} or a "
+                                         "package.module:Class pipeline task", found=name, hint=str(exc))]) from None
+
+
+def load_task_spec(path: str | Path, overrides: Mapping[str, Any] | None = None, root: str | Path | None = None,
+                   check_paths: bool = True):
+    """``(task, validated spec)`` of a pipeline spec file of any task."""
+    from autokd.spec.document import load_yaml
+
+    task = task_of(load_yaml(path), str(path))
+    return task, task.load(path, overrides, root=root, check_paths=check_paths)
