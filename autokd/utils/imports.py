@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["ImportPathError", "import_object", "is_import_path"]
+__all__ = ["ImportPathError", "import_object", "is_import_path", "lookup"]
 
 
 class ImportPathError(ValueError):
@@ -48,3 +48,22 @@ def import_object(path: str, what: str = "object") -> Any:
             raise ImportPathError(f"module {module_name!r} has no attribute {attr!r} ({what} {path!r})")
         obj = getattr(obj, part)
     return obj
+
+
+def lookup(name: str, registry: dict[str, Any], what: str, expected: str, error: type[Exception]) -> Any:
+    """A registered ``name`` in ``registry``, or the callable its import path names; ``error``
+    (e.g. ``DataReadError``) saying why not. ``expected`` words the callable's contract
+    ("a function reader(path, **options) -> RawDataset")."""
+    if is_import_path(name):
+        try:
+            obj = import_object(name, what)
+        except ImportPathError as exc:
+            raise error(str(exc)) from None
+        if not callable(obj):
+            raise error(f"{what} {name!r} is not callable (found {type(obj).__name__}); expected {expected}")
+        return obj
+    try:
+        return registry[name]
+    except (KeyError, TypeError):
+        raise error(f"unknown {what} {name!r}; known: {', '.join(sorted(registry))} "
+                    "or a 'package.module:function' import path") from None

@@ -67,24 +67,9 @@ def register_reader(name: str) -> Callable[[Reader], Reader]:
 def get_reader(source: str) -> Reader:
     """The reader of ``source``: a registered name, or a user's ``pkg.module:function`` import path
     (:mod:`autokd.utils.imports`) called like a registered reader; DataReadError otherwise."""
-    from autokd.utils.imports import ImportPathError, import_object, is_import_path
+    from autokd.utils.imports import lookup
 
-    if is_import_path(source):
-        try:
-            reader = import_object(source, "data reader")
-        except ImportPathError as exc:
-            raise DataReadError(str(exc)) from None
-        if not callable(reader):
-            raise DataReadError(f"data reader {source!r} is not callable (found {type(reader).__name__}); "
-                                "expected a function reader(path, **options) -> RawDataset")
-        return reader
-    try:
-        return READERS[source]
-    except (KeyError, TypeError):
-        raise DataReadError(
-            f"unknown data source {source!r}; known sources: {', '.join(sorted(READERS))} "
-            "or a 'package.module:function' reader"
-        ) from None
+    return lookup(source, READERS, "data source", "a function reader(path, **options) -> RawDataset", DataReadError)
 
 
 def read_dataset(source: str, path: str | os.PathLike[str] | None, **options: Any) -> RawDataset:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from autokd.data.readers.base import DataReadError
-from autokd.utils.imports import ImportPathError, import_object, is_import_path
+from autokd.utils.imports import lookup
 
 CorpusSource = Callable[..., tuple[list[str], dict[str, Any]]]
 
@@ -34,18 +34,5 @@ def register_corpus(name: str) -> Callable[[CorpusSource], CorpusSource]:
 
 def get_corpus(source: str) -> CorpusSource:
     """The corpus source ``source`` (a registered name or ``pkg.module:function``); DataReadError otherwise."""
-    if is_import_path(source):
-        try:
-            fn = import_object(source, "corpus source")
-        except ImportPathError as exc:
-            raise DataReadError(str(exc)) from None
-        if not callable(fn):
-            raise DataReadError(f"corpus source {source!r} is not callable (found {type(fn).__name__}); "
-                                "expected a function source(spec, root) -> (documents, info)")
-        return fn
-    try:
-        return CORPORA[source]
-    except (KeyError, TypeError):
-        raise DataReadError(f"unknown corpus source {source!r}; known sources: {', '.join(sorted(CORPORA))} "
-                            "or a 'package.module:function' source") from None
-
+    return lookup(source, CORPORA, "corpus source", "a function source(spec, root) -> (documents, info)",
+                  DataReadError)
