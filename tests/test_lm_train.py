@@ -62,6 +62,23 @@ def test_topk_cache_round_trip_and_bytes_per_token(text, teacher, tmp_path):
     assert sparse.logprobs.dtype == torch.float32 and sparse.shape == (2, text.context)
 
 
+def test_topk_cache_refuses_another_k_temperature_data_or_teacher(text, teacher, tmp_path):
+    from autokd.train.teacher_cache import TeacherCacheMismatch
+
+    x = text.split("train").x
+    save_topk(tmp_path / "c.safetensors", compute_topk(teacher, x, 8, 2.0, CPU, text.sha256, "t" * 64))
+    back = load_topk(tmp_path / "c.safetensors")
+    back.check(text.sha256, len(x), "t" * 64, k=8, temperature=2.0)  # the cache it is: accepted
+    for kwargs, match in (({"k": 4}, "k=8 tokens.*k=4"), ({"temperature": 1.0}, "temperature 2.*at 1"),
+                          ({"data_sha256": "d" * 64}, "computed on data"), ({"teacher_sha256": "u" * 64},
+                                                                            "different teacher"),
+                          ({"n_rows": len(x) + 1}, "windows")):
+        args = {"data_sha256": text.sha256, "n_rows": len(x), "teacher_sha256": "t" * 64, "k": 8,
+                "temperature": 2.0, **kwargs}
+        with pytest.raises(TeacherCacheMismatch, match=match):
+            back.check(**args)
+
+
 def test_token_kd_from_cache_trains_and_resumes_bit_identically(text, teacher, tmp_path):
     cache = compute_topk(teacher, text.split("train").x, 16, 1.0, CPU, text.sha256, "t" * 64)
 
