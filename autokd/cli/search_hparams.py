@@ -8,8 +8,11 @@ from typing import Optional
 import typer
 
 from autokd.cli.errors import fail, guard, unknown_choice
-from autokd.search.hparams.backends import BACKENDS, available_backends
-from autokd.search.hparams.errors import SearchError
+
+# The search package is imported inside the command: every other command (the pipeline's stages
+# among them) runs below the search, and its dvc.yaml deps do not list autokd/search.
+BACKEND_HELP = ("the search engine: ray (Ray Tune + Optuna sampler), optuna (Optuna alone), "
+                "or one registered with autokd.search.hparams.backends.register_backend")
 
 
 def hparams(
@@ -19,8 +22,7 @@ def hparams(
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted search (finished trials are kept)"),
     apply: bool = typer.Option(False, "--apply", help="write best.yaml into the pipeline spec afterwards"),
     apply_only: bool = typer.Option(False, "--apply-only", help="apply an earlier search's best.yaml; run nothing"),
-    backend: str = typer.Option("ray", "--backend", help="the search engine: " + ", ".join(
-        f"{b.name} ({b.summary})" for b in BACKENDS.values())),
+    backend: str = typer.Option("ray", "--backend", help=BACKEND_HELP),
     storage: Optional[str] = typer.Option(
         None, "--storage",
         help="ray: results path/URI (shared on a cluster); optuna: sqlite:///file.db, a database URL or a journal file",
@@ -32,6 +34,9 @@ def hparams(
     ),
 ) -> None:
     """Search distillation hyperparameters (T, lambda, method, student, training knobs) of a classifier or language-model pipeline."""
+    from autokd.search.hparams.backends import available_backends
+    from autokd.search.hparams.errors import SearchError
+
     if backend not in available_backends():
         unknown_choice("backend", backend, available_backends())
     if apply_only:

@@ -133,3 +133,24 @@ def test_describe_names_a_conditional_knob_with_its_method(loaded):
     params["distill.params.beta@dkd"] = 2.5
     text = space.describe(params)
     assert "method=dkd" in text and "beta@dkd=2.5" in text and "alpha=" in text
+
+
+def test_a_trial_another_process_is_still_sampling_has_no_patch_yet(loaded):
+    """A RUNNING trial of a shared study may hold only its first parameters (the race the
+    two-process sqlite test hit): its record says running, with an empty patch, instead of a KeyError."""
+    from types import SimpleNamespace
+
+    from autokd.search.hparams.optuna_backend import records_from_study
+
+    space = Space.from_loaded(loaded)
+    study = optuna.create_study(direction="maximize")
+    done = study.ask()
+    params = space.suggest(done)
+    study.tell(done, 0.5)
+    half = study.ask()  # another process has sampled one parameter so far
+    half.suggest_categorical("distill.method", ["kd", "dkd", "fitnet"])
+    inputs = SimpleNamespace(data_sha256="d", teacher_sha256="t", teacher_outputs_sha256="o", root="r")
+    ctx = SimpleNamespace(space=space, objectives={"student.accuracy": "max"}, inputs=inputs)
+    first, second = records_from_study(study, ctx)
+    assert first.patch == space.to_overrides(params) and first.patch["distill.method"] == params["distill.method"]
+    assert second.status == "running" and second.patch == {}

@@ -323,7 +323,7 @@ def records_from_study(study, ctx: TrialContext) -> list[TrialRecord]:
         params = dict(t.params)
         records.append(TrialRecord(
             trial=f"optuna_{t.number}", number=t.number, status=status, reason=reason, params=params,
-            patch=t.user_attrs.get("patch") or ctx.space.to_overrides(params) if params else {},
+            patch=t.user_attrs.get("patch") or _patch_of(ctx, params),
             epochs=int(last.get("epoch") or 0), max_epochs=max_ep,
             final=final_metrics(last) if status != "failed" else static_metrics(last),
             best=best, seconds=float(seconds or 0.0), node=str(t.user_attrs.get("worker", "")),
@@ -334,3 +334,15 @@ def records_from_study(study, ctx: TrialContext) -> list[TrialRecord]:
                      "teacher_outputs_sha256": ctx.inputs.teacher_outputs_sha256, "root": ctx.inputs.root},
         ))
     return records
+
+
+def _patch_of(ctx: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """The spec patch of a trial's sampled parameters; ``{}`` while another process is still sampling them.
+
+    A RUNNING trial read from a shared study may hold only the parameters suggested so far, so
+    its patch is not known yet (it is recorded in ``user_attrs`` once the trial starts training).
+    """
+    if not params or any(d.name not in params for d in ctx.space.active(params) if d.kind != "fixed"):
+        return {}
+    return ctx.space.to_overrides(params)
+
