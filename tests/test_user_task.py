@@ -121,7 +121,11 @@ def test_a_user_task_validates_runs_and_gets_a_dvc_file(tmp_path, monkeypatch):
     # the one trainer learned the linear target: validation MSE far below the target's variance
     assert metrics["val_mse"] < 0.1 * metrics["target_variance"]
     dvc = yaml.safe_load(runner.invoke(app, ["dvc", str(spec), "--root", "out"]).output)
-    assert list(dvc["stages"]) == ["train", "evaluate"]
+    # a user's project (no autokd source here): the stages depend on the installed autokd's code record
+    assert list(dvc["stages"]) == ["code", "train", "evaluate"]
+    assert dvc["stages"]["code"]["always_changed"] is True
+    assert ".autokd/code.json" in dvc["stages"]["train"]["deps"]
+    assert not any(str(d).startswith("autokd/") for d in dvc["stages"]["train"]["deps"])
     assert dvc["stages"]["train"]["params"] == [{str(spec): ["csv", "hidden", "train"]}]
     assert dvc["stages"]["evaluate"]["cmd"] == f"python -m autokd stage evaluate {spec} --root out"
 

@@ -11,7 +11,8 @@ import sys
 
 import typer
 
-from autokd.cli import catalog, chain, compare, doctor, export, lineage, pipeline, report, search_arch, search_hparams
+from autokd.cli import (catalog, chain, compare, doctor, export, lineage, pipeline, project, report, search_arch,
+                        search_hparams)
 
 app = typer.Typer(
     help="autokd: reproducible, automatic knowledge distillation.",
@@ -22,6 +23,22 @@ app = typer.Typer(
 search_app = typer.Typer(help="Searches: hyperparameters (Ray Tune + Optuna), student architectures.",
                          no_args_is_help=True)
 
+def _version(value: bool) -> None:
+    if value:
+        from autokd import __version__
+
+        typer.echo(f"autokd {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
+    """autokd: reproducible, automatic knowledge distillation."""
+
+
+app.command()(project.init)
+app.command("code-record")(project.code_record)
 app.command()(pipeline.validate)
 app.command()(pipeline.stage)
 app.command()(pipeline.run)

@@ -64,11 +64,19 @@ def dvc(
     spec: Path = typer.Argument(..., help="pipeline spec (YAML), as dvc.yaml names it (relative to the repo root)"),
     root: str = typer.Option(".", help="output root the stages write under (e.g. runs/lm)"),
     wdir: Optional[str] = typer.Option(None, help="from the DVC file's folder to the repo root (e.g. ../..)"),
+    code: str = typer.Option("auto", help="the stages' code dependency: source (autokd/ folders of this checkout), "
+                             "installed (.autokd/code.json), auto (source where the repo holds autokd's source)"),
 ) -> None:
     """Print the DVC file of a pipeline spec (every task), e.g. `autokd dvc pipelines/default.yaml > dvc.yaml`."""
     from autokd.spec.document import load_yaml
     from autokd.stages.dvcgen import pipeline_dvc_text
 
+    from autokd.cli.errors import fail
+    from autokd.stages.dvcgen import code_mode
+
+    if code not in ("auto", "source", "installed"):
+        fail(f"--code {code!r}: expected auto, source or installed", 2)
+    mode = code_mode(".") if code == "auto" else code  # run at the repo root
     task = _task(spec)
-    typer.echo(pipeline_dvc_text(task, guard(task.load, spec), spec.as_posix(), root, guard(load_yaml, spec), wdir),
-               nl=False)
+    typer.echo(pipeline_dvc_text(task, guard(task.load, spec), spec.as_posix(), root, guard(load_yaml, spec), wdir,
+                                 mode), nl=False)

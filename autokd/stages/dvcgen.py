@@ -11,9 +11,15 @@ checks ``dvc.yaml``, ``pipelines/compare/dvc.yaml`` and every generated ``pipeli
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from autokd.spec.chain import ChainSpec
+
+#: In a user's project (autokd installed, no source tree): the record of the installed code that
+#: every stage depends on instead of :data:`CODE_DEPS` (written by the ``code`` stage, see
+#: :func:`code_stage`).
+INSTALLED_CODE = ".autokd/code.json"
 
 #: The library code every stage depends on (paths relative to the repo root).
 CODE_DEPS = [
@@ -25,7 +31,8 @@ CODE_DEPS = [
 
 def dvc_stage(cmd: str, *, deps: list[Any] | tuple = (), code: tuple[str, ...] | list[str] | None = None,
               params: list[Any] | None = None, outs: list[Any] | None = None, metrics: list[Any] | None = None,
-              wdir: str | None = None, matrix: dict[str, Any] | None = None) -> dict[str, Any]:
+              wdir: str | None = None, matrix: dict[str, Any] | None = None,
+              always_changed: bool = False) -> dict[str, Any]:
     """One stage of any DVC file autokd writes, its keys in DVC's usual order.
 
     ``code``: the library code the command imports (default :data:`CODE_DEPS`; ``()`` for a stage
@@ -42,7 +49,23 @@ def dvc_stage(cmd: str, *, deps: list[Any] | tuple = (), code: tuple[str, ...] |
     for key, value in (("params", params), ("outs", outs), ("metrics", metrics)):
         if value:
             stage[key] = value
+    if always_changed:
+        stage["always_changed"] = True
     return stage
+
+
+def code_stage(wdir: str | None = None) -> dict[str, Any]:
+    """The first stage of a user project's DVC file: records the installed autokd (version and
+    code digest) in :data:`INSTALLED_CODE` on every ``dvc repro``; the file's bytes change only
+    when the code does, so the stages that depend on it rerun only then."""
+    return dvc_stage(f"python -m autokd code-record {INSTALLED_CODE}", code=(), wdir=wdir,
+                     outs=[uncached(INSTALLED_CODE)], always_changed=True)
+
+
+def code_mode(repo_root: str | Path = ".") -> str:
+    """``source`` where the repo root holds autokd's own source tree (this repository), else
+    ``installed`` (a user's project: stages depend on :data:`INSTALLED_CODE`)."""
+    return "source" if (Path(repo_root) / "autokd" / "stages" / "dvcgen.py").is_file() else "installed"
 
 
 def uncached(path: str, persist: bool = False) -> dict[str, dict[str, bool]]:
@@ -152,28 +175,50 @@ def params_entry(spec_path: str, keys: tuple[str, ...] | list[str], raw: dict[st
 
 
 def pipeline_dvc(task, spec, spec_path: str, root: str = ".", raw: dict[str, Any] | None = None,
-                 wdir: str | None = None) -> dict[str, Any]:
+                 wdir: str | None = None, code: str = "source") -> dict[str, Any]:
     """The ``stages:`` of a pipeline of any task, from its :class:`~autokd.stages.task.StageIO` list.
 
     ``root``: the output root (``.``: the repo root, ``runs/lm``); ``wdir``: from the DVC file's
-    folder to the repo root (``../..`` for ``pipelines/<name>/dvc.yaml``), where commands run."""
+    folder to the repo root (``../..`` for ``pipelines/<name>/dvc.yaml``), where commands run.
+    ``code``: ``source`` (each stage lists :data:`CODE_DEPS`) or ``installed`` (a first ``code``
+    stage, and each stage depends on :data:`INSTALLED_CODE`; see :func:`code_mode`)."""
     r = "" if root in (".", "") else root.rstrip("/") + "/"
     root_opt = "" if not r else f" --root {root.rstrip('/')}"
     stages: dict[str, Any] = {}
+    deps_code: list[str] = list(CODE_DEPS)
+    if code == "installed":
+        stages["code"] = code_stage(wdir)
+        deps_code = [INSTALLED_CODE]
+    elif code != "source":
+        raise ValueError(f"code must be 'source' or 'installed', not {code!r}")
     for io in task.stage_io(spec):
         cmd = io.cmd.format(root=r) if io.cmd else f"python -m autokd stage {io.name} {spec_path}{root_opt}"
         outs: list[Any] = [f"{r}{o}" for o in io.outs]
         if io.trains:
             outs += [uncached(f"{r}checkpoints/{io.trains}", persist=True), uncached(f"{r}dvclive/{io.trains}")]
         outs += [uncached(f"{r}{o}") for o in io.uncached]
-        stages[io.name] = dvc_stage(cmd, deps=[f"{r}{p}" for p in io.reads], params=params_entry(spec_path, io.params, raw),
-                                    outs=outs, metrics=[uncached(f"{r}{m}") for m in io.metrics], wdir=wdir)
+        stages[io.name] = dvc_stage(cmd, deps=[f"{r}{p}" for p in io.reads], code=deps_code,
+                                    params=params_entry(spec_path, io.params, raw), outs=outs,
+                                    metrics=[uncached(f"{r}{m}") for m in io.metrics], wdir=wdir)
     return stages
 
 
 def pipeline_dvc_text(task, spec, spec_path: str, root: str = ".", raw: dict[str, Any] | None = None,
-                      wdir: str | None = None) -> str:
+                      wdir: str | None = None, code: str = "source") -> str:
     """The ``dvc.yaml`` of a pipeline of any task: the task's header comment, its stages and plots."""
     r = "" if root in (".", "") else root.rstrip("/") + "/"
-    return dvc_text(task.dvc_header(spec_path, root), pipeline_dvc(task, spec, spec_path, root, raw, wdir),
-                    plots=task.dvc_plots(spec, r))
+    header = task.dvc_header(spec_path, root) if code == "source" else project_header(task, spec_path)
+    return dvc_text(header, pipeline_dvc(task, spec, spec_path, root, raw, wdir, code), plots=task.dvc_plots(spec, r))
+
+
+def project_header(task, spec_path: str) -> str:
+    """The header of a user project's DVC file (``autokd init``, ``autokd dvc regenerate``)."""
+    return (
+        f"# The {task.name} pipeline {spec_path} as DVC stages, generated by autokd from the spec:\n"
+        f"#   autokd dvc regenerate {spec_path}     (after adding a section; keeps stages you added)\n"
+        "# Each stage lists only the spec keys it reads. Code: every stage depends on the installed autokd\n"
+        f"# ({INSTALLED_CODE}: version and code digest, rewritten by the `code` stage on each repro).\n"
+        "#   dvc repro                  run / update everything\n"
+        f"#   dvc exp run -S {spec_path}:distill.alpha=0.7   an experiment\n"
+        "#   dvc exp show --md          experiments with metrics\n"
+    )

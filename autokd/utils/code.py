@@ -30,3 +30,20 @@ def source_digest(root: Path, packages: tuple[str, ...]) -> str:
 def training_code_digest() -> str:
     """The digest of this installation's training code (computed once per process)."""
     return source_digest(PACKAGE, TRAINING_CODE)
+
+
+#: What every stage command imports (the library but the search): the code a stage's outputs depend on.
+STAGE_CODE = ("cli", "spec", "utils", "data", "models", "losses", "train", "evaluate", "lineage", "stages", "export")
+
+
+def installed_code() -> dict[str, str]:
+    """The installed autokd a stage runs: its version and a digest of :data:`STAGE_CODE` (with
+    ``__init__.py``/``__main__.py``). In a user's project every stage depends on this record (the
+    file ``.autokd/code.json``, written by ``autokd code-record``), not on source folders: an
+    upgrade that changes the code reruns the stages, a reinstall of the same files does not."""
+    from autokd import __version__
+
+    h = hashlib.sha256(source_digest(PACKAGE, STAGE_CODE).encode())
+    for name in ("__init__.py", "__main__.py"):
+        h.update(name.encode() + b"\0" + (PACKAGE / name).read_bytes() + b"\0")
+    return {"autokd": __version__, "code": h.hexdigest()[:16]}
