@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from autokd.cli.errors import guard, unknown_choice
+from autokd.cli.errors import fail, guard, unknown_choice
 
 
 def _task(spec: Path):
@@ -69,10 +69,7 @@ def dvc(
 ) -> None:
     """Print the DVC file of a pipeline spec (every task), e.g. `autokd dvc pipelines/default.yaml > dvc.yaml`."""
     from autokd.spec.document import load_yaml
-    from autokd.stages.dvcgen import pipeline_dvc_text
-
-    from autokd.cli.errors import fail
-    from autokd.stages.dvcgen import code_mode
+    from autokd.stages.dvcgen import code_mode, pipeline_dvc_text
 
     if code not in ("auto", "source", "installed"):
         fail(f"--code {code!r}: expected auto, source or installed", 2)

@@ -60,25 +60,24 @@ def _dump(doc: Any) -> str:
     return buf.getvalue()
 
 
-def parse_data(data: str | None, task: str) -> tuple[str, dict[str, Any] | None]:
-    """``--data`` (digits | pydoc | csv:PATH | folder:PATH) -> (task, the spec's new ``data`` keys;
-    None keeps the shipped data)."""
+def parse_data(data: str | None, task: str) -> dict[str, Any] | None:
+    """``--data`` (digits | pydoc | csv:PATH | folder:PATH) -> the spec's new ``data`` keys (None
+    keeps the shipped data)."""
     if data is None:
-        return task, None
+        return None
     kind, _, path = data.partition(":")
     if kind in BUILTIN_DATA and not path:
         if BUILTIN_DATA[kind] != task:
             raise ProjectError(f"--data {kind} is {BUILTIN_DATA[kind]} data; with --task {task} use "
                                + ("csv:PATH or folder:PATH" if task == "classify" else "pydoc or folder:PATH"))
-        return task, None
+        return None
     if kind not in ("csv", "folder") or not path:
         raise ProjectError(f"--data {data!r}: expected digits, pydoc, csv:PATH or folder:PATH")
     if kind == "csv":
         if task != "classify":
             raise ProjectError("--data csv:PATH is tabular classification data (use --task classify)")
-        return task, {"source": "csv", "path": path}
-    return task, ({"source": "image_folder", "path": path} if task == "classify" else
-                  {"source": "files", "path": path})
+        return {"source": "csv", "path": path}
+    return {"source": "image_folder" if task == "classify" else "files", "path": path}
 
 
 def render_pipeline(task: str, name: str, data: dict[str, Any] | None) -> str:
@@ -95,13 +94,13 @@ def render_pipeline(task: str, name: str, data: dict[str, Any] | None) -> str:
     return _dump(doc)
 
 
-def render_search_space(task: str, name: str, models: Any | None = None) -> str:
+def render_search_space(task: str, name: str, data: dict[str, Any] | None = None) -> str:
     doc = _yaml().load(resource_text("search_spaces", task))
     doc["name"] = name
     doc["pipeline"] = f"pipelines/{name}.yaml"
     doc["root"] = "."
     space = doc["space"]
-    if models is not None and "student.model" in space:  # the shipped students suit the shipped data only
+    if data is not None and "student.model" in space:  # the shipped students suit the shipped data only
         del space["student.model"]
     return _dump(doc)
 
@@ -161,7 +160,7 @@ def init_project(root: str | Path, task: str = "classify", data: str | None = No
         task, name, data = record["task"], record["name"], record.get("data")
     if task not in ("classify", "lm"):
         raise ProjectError(f"--task {task!r}: expected classify or lm")
-    task, data_keys = parse_data(data, task)
+    data_keys = parse_data(data, task)
     name = name or ("default" if task == "classify" else "lm")
     if not name.replace("_", "").replace("-", "").isalnum():
         raise ProjectError(f"--name {name!r}: letters, digits, '-' and '_' only")

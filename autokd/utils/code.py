@@ -33,6 +33,8 @@ def training_code_digest() -> str:
 
 
 #: What every stage command imports (the library but the search): the code a stage's outputs depend on.
+#: ``dvcgen.CODE_DEPS`` (this checkout's stage deps) and :func:`installed_code` (a user project's) both come from it.
+STAGE_FILES = ("__init__.py", "__main__.py")
 STAGE_CODE = ("cli", "spec", "utils", "data", "models", "losses", "train", "evaluate", "lineage", "stages", "export")
 
 
@@ -44,6 +46,6 @@ def installed_code() -> dict[str, str]:
     from autokd import __version__
 
     h = hashlib.sha256(source_digest(PACKAGE, STAGE_CODE).encode())
-    for name in ("__init__.py", "__main__.py"):
+    for name in STAGE_FILES:
         h.update(name.encode() + b"\0" + (PACKAGE / name).read_bytes() + b"\0")
     return {"autokd": __version__, "code": h.hexdigest()[:16]}
