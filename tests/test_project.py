@@ -121,3 +121,26 @@ def test_code_record_is_stable_and_follows_the_code(tmp_path):
         fh.write("\n# an upgrade\n")
     assert source_digest(copy, STAGE_CODE) != source_digest(pkg, STAGE_CODE)
 
+
+
+@pytest.mark.parametrize("repo", ["git + dvc, no commit", "plain folder"])
+def test_training_curves_are_written_in_a_fresh_project(tmp_path, monkeypatch, repo):
+    """A stage's per-epoch log works right after ``git init`` + ``dvc init`` (before any commit:
+    dvclive 3.49 raised ``Empty git repo`` there) and, outside DVC, runs no ``dvc init``."""
+    import subprocess
+
+    from autokd.stages.layout import LiveLogger
+
+    if repo != "plain folder":
+        subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+        subprocess.run(["dvc", "init", "-q"], cwd=tmp_path, check=True)
+    monkeypatch.chdir(tmp_path)
+    live = LiveLogger(tmp_path / "dvclive" / "teacher")
+    live.log({"train_loss": 0.5, "val_accuracy": 0.75})
+    live.log({"train_loss": 0.25, "val_accuracy": 0.875})
+    live.close()
+    metrics = json.loads((tmp_path / "dvclive/teacher/metrics.json").read_text())
+    assert metrics["step"] == 1 and metrics["train"]["loss"] == 0.25 and metrics["val"]["accuracy"] == 0.875
+    rows = (tmp_path / "dvclive/teacher/plots/metrics/train/loss.tsv").read_text().split()
+    assert rows == ["step", "loss", "0", "0.5", "1", "0.25"]
+    assert (tmp_path / ".dvc").exists() == (repo != "plain folder")

@@ -48,6 +48,22 @@ class Layout:
         return self.root / "reports"
 
 
+def _files_only_live():
+    """DVCLive's ``Live`` writing its files only. Its DVC integration (open the DVC repository,
+    ask git for ``HEAD``, save an experiment, write a dvc.yaml) is not used here: the stages'
+    plots are declared in the generated dvc.yaml and searches record their own experiments. It
+    also fails: dvclive 3.49 asks git for ``HEAD`` before it checks the repository has a commit,
+    so a stage in a fresh ``git init`` project stopped with scmrepo's ``Empty git repo``, and in
+    a folder without DVC it runs ``dvc init``."""
+    from dvclive import Live
+
+    class FilesOnlyLive(Live):
+        def _init_dvc(self) -> None:
+            self._dvc_file = self._init_dvc_file()
+
+    return FilesOnlyLive
+
+
 class LiveLogger:
     """Per-epoch metrics through DVCLive (plots declared in dvc.yaml)."""
 
@@ -55,9 +71,7 @@ class LiveLogger:
             "val_accuracy": "val/accuracy", "lr": "lr"}
 
     def __init__(self, directory: Path):
-        from dvclive import Live
-
-        self.live = Live(str(directory), save_dvc_exp=False, dvcyaml=None)
+        self.live = _files_only_live()(str(directory), save_dvc_exp=False, dvcyaml=None)
 
     def log(self, rec: dict[str, float], *_: Any) -> None:
         for key, name in self.KEYS.items():
