@@ -30,7 +30,11 @@ def hparams(
     out: Optional[Path] = typer.Option(None, "--out", help="output folder (default searches/<name>)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="discard an earlier search of the same name"),
     no_dvc_exp: bool = typer.Option(
-        False, "--no-dvc-exp", help="do not record completed trials as DVC experiments (spec: record_experiments)",
+        False, "--no-dvc-exp", help="do not record trials as DVC experiments (spec: record_experiments: false)",
+    ),
+    completed_only: bool = typer.Option(
+        False, "--completed-only",
+        help="record only completed trials as DVC experiments, not stopped or failed ones (spec: record_experiments: completed)",
     ),
 ) -> None:
     """Search distillation hyperparameters (T, lambda, method, student, training knobs) of a classifier or language-model pipeline."""
@@ -52,7 +56,7 @@ def hparams(
     try:
         outcome = guard(run_search, spec, trials=trials, address=address, resume=resume, apply=apply,
                          backend=backend, storage=storage, out_dir=out, overwrite=overwrite, log=typer.echo,
-                         record_experiments=False if no_dvc_exp else None)
+                         record_experiments=False if no_dvc_exp else "completed" if completed_only else None)
     except SearchError as exc:  # a search that cannot start or continue (StudyMismatch included)
         fail(str(exc), 2)
     except ValueError as exc:

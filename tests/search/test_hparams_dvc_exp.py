@@ -126,9 +126,67 @@ def test_recorder_writes_the_patched_spec_and_the_evaluate_stage_keys(tmp_path):
     spec = yaml.safe_load(spec_text)
     assert spec["distill"] == {**TINY_PIPELINE["distill"], "temperature": 2.5, "method": "dkd", "params": {"beta": 3.0}}
     metrics = json.loads(_sh(["git", "show", f"{commit}:reports/metrics.json"], work))
-    assert metrics == trial_metrics(final) == {"student": {"accuracy": 0.875, "nll": 0.4, "ece": 0.05, "params": 1234,
-                                                           "flops": 5678, "latency_ms": 0.25}}
+    assert metrics == {"student": {"accuracy": 0.875, "nll": 0.4, "ece": 0.05, "params": 1234, "flops": 5678,
+                                   "latency_ms": 0.25}, "trial": {"status": "completed"}}
+    assert trial_metrics(final) == {"student": metrics["student"]}
     assert "autokd search tiny: trial 7 (dkd T=2.5)" in _sh(["git", "log", "-1", "--format=%B", commit], work)
+
+
+def _record(number, status, epochs, final, reason=""):
+    from autokd.search.hparams.results import TrialRecord
+
+    return TrialRecord(trial=f"t{number}", number=number, status=status, reason=reason, params={},
+                       patch={"distill.temperature": 1.0 + number}, epochs=epochs, max_epochs=3, final=final, best={},
+                       seconds=1.0, node="n")
+
+
+def test_stopped_and_failed_trials_are_experiments_marked_as_such(tmp_path):
+    """Every trial that ran is an experiment ``dvc exp show`` lists, its status a column; a trial
+    that never started is not; ``completed`` keeps only the completed ones."""
+    work = _tiny_repo(tmp_path / "repo")
+    (work / "dvc.yaml").write_text("stages:\n  evaluate:\n    cmd: 'true'\n    params:\n    - pipelines/default.yaml:\n"
+                                   "      - distill\n    metrics:\n    - reports/metrics.json:\n        cache: false\n")
+    _sh(["git", "add", "dvc.yaml"], work)
+    _sh(["git", *GIT_ID, "commit", "-qm", "dvc.yaml"], work)
+    last = {"val_accuracy": 0.5, "test_accuracy": 0.45, "test_nll": 1.5, "params": 99, "flops": 7}
+    records = [_record(0, "completed", 3, {**last, "test_accuracy": 0.9}),
+               _record(1, "stopped", 1, last, "stopped early after epoch 1/3 (scheduler or time budget)"),
+               _record(2, "failed", 2, last, "non-finite loss at epoch 2"),
+               _record(3, "stopped", 0, {}, "never started (the time budget ran out or the search ended first)")]
+    lines: list[str] = []
+    rec = TrialExperiments.open("s", work / "pipelines" / "default.yaml", work, log=lines.append)
+    rec.finish(records)
+    assert [r.experiment for r in records] == ["s-t000", "s-t001-stopped", "s-t002-failed", ""]
+    assert _refs(work) == ["s-t000", "s-t001-stopped", "s-t002-failed"]
+    assert "recorded 3 trials (1 completed, 1 stopped, 1 failed)" in rec.summary()
+    assert "dvc exp apply s-t000" in rec.summary()
+
+    head = _sh(["git", "rev-parse", "HEAD"], work).strip()
+    shown = json.loads(_sh(["dvc", "exp", "show", "--json"], work))
+    exps = {e["name"]: e["revs"][0]["data"] for r in shown if r["rev"] == head for e in r["experiments"]}
+    metrics = {n: d["metrics"]["reports/metrics.json"]["data"] for n, d in exps.items()}
+    assert metrics["s-t000"] == {"student": {"accuracy": 0.9, "nll": 1.5, "params": 99, "flops": 7},
+                                 "trial": {"status": "completed", "epochs": 3, "max_epochs": 3}}
+    assert metrics["s-t001-stopped"] == {
+        "student": {"accuracy": 0.45, "nll": 1.5, "params": 99, "flops": 7},
+        "trial": {"status": "stopped", "epochs": 1, "max_epochs": 3,
+                  "reason": "stopped early after epoch 1/3 (scheduler or time budget)"}}
+    # a failed trial's last accuracy is not a model's: only its size is kept
+    assert metrics["s-t002-failed"] == {"student": {"params": 99, "flops": 7},
+                                        "trial": {"status": "failed", "epochs": 2, "max_epochs": 3,
+                                                  "reason": "non-finite loss at epoch 2"}}
+    assert exps["s-t001-stopped"]["params"]["pipelines/default.yaml"]["data"]["distill"]["temperature"] == 2.0
+
+    # completed only; and a second finish (a resumed search) records nothing twice
+    only = _tiny_repo(tmp_path / "only")
+    rec = TrialExperiments.open("s", only / "pipelines" / "default.yaml", only, enabled="completed", log=lines.append)
+    records = [_record(0, "completed", 3, last), _record(1, "stopped", 1, last)]
+    rec.finish(records)
+    rec.finish(records)
+    assert _refs(only) == ["s-t000"] and [r.experiment for r in records] == ["s-t000", ""]
+    assert len(rec.seconds) == 1
+    with pytest.raises(ValueError, match="'completed'"):
+        TrialExperiments.open("s", only / "pipelines" / "default.yaml", only, enabled="stopped")
 
 
 def test_recorder_off_or_outside_a_repository_warns_once(tmp_path):
@@ -145,8 +203,11 @@ def test_spec_key_and_cli_flag():
     space = {"distill.alpha": {"type": "uniform", "low": 0.1, "high": 0.9}}
     assert SearchSpec(name="x", space=space).record_experiments is True
     assert SearchSpec(name="x", space=space, record_experiments=False).record_experiments is False
+    assert SearchSpec(name="x", space=space, record_experiments="completed").record_experiments == "completed"
+    with pytest.raises(ValueError):
+        SearchSpec(name="x", space=space, record_experiments="stopped")
     res = runner.invoke(app, ["search", "hparams", "--help"], env={"COLUMNS": "200"})
-    assert "--no-dvc-exp" in res.output
+    assert "--no-dvc-exp" in res.output and "--completed-only" in res.output
 
 
 # ----------------------------------------------------------------------------- real searches
@@ -203,7 +264,7 @@ def test_concurrent_ray_trials_are_experiments_dvc_shows_and_reproduces(tmp_path
     output, trials = _search(work, doc, "--backend", "ray")
     assert [t["status"] for t in trials] == ["completed", "completed"]
     assert sorted(t["experiment"] for t in trials) == ["conc-t000", "conc-t001"] == _refs(work)
-    assert "recorded 2 completed trials as DVC experiments" in output
+    assert "recorded 2 trials (2 completed) as DVC experiments" in output
     assert _sha(work / ".git" / "index") == index and _sha(work / "pipelines" / "default.yaml") == spec_sha
     assert _sh(["git", "rev-parse", "HEAD"], work).strip() == head
     assert status == "" and _sh(["git", "status", "--porcelain", "--untracked-files=no"], work) == ""
@@ -255,6 +316,24 @@ def test_optuna_trials_recorded_and_both_off_switches(tmp_path):
                              "-n", "1")
     assert trials[0]["experiment"] == "" and "DVC experiment" not in output
     assert _refs(work) == ["opt-t000", "opt-t001"]
+    # a trial whose loss goes non-finite is recorded too, marked failed, and the search goes on
+    nan = {**doc, "name": "nan", "budget": {"trials": 2},
+           "space": {"distill.temperature": {"type": "choice", "values": [1.0e-40]}}}
+    spec = write_search(work, nan, "nan.yaml")
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        res = runner.invoke(app, ["search", "hparams", str(spec), "--backend", "optuna"])
+    finally:
+        os.chdir(cwd)
+    output, trials = res.output, json.loads((work / "searches" / "nan" / "trials.json").read_text())
+    assert res.exit_code == 1 and "no trial completed its schedule" in output  # said, and the search ended
+    assert [t["status"] for t in trials] == ["failed", "failed"]
+    assert [t["experiment"] for t in trials] == ["nan-t000-failed", "nan-t001-failed"]
+    assert "recorded 2 trials (2 failed)" in output
+    shown = json.loads(_sh(["dvc", "exp", "show", "--json"], work))
+    exps = {e["name"]: e["revs"][0]["data"] for r in shown for e in r.get("experiments") or []}
+    assert {"opt-t000", "opt-t001", "nan-t000-failed", "nan-t001-failed"} <= set(exps)
 
 
 @pytest.mark.slow

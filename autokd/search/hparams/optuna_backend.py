@@ -269,7 +269,8 @@ def run_optuna(loaded: LoadedSearch, ctx: TrialContext, out_dir: Path, trials: i
         trial.set_user_attr("seconds", time.time() - t0)
         progress.done(name, "completed", desc, final)
         if recorder is not None and status_of(final, final.get("max_epochs"))[0] == "completed":
-            recorder.record(trial.number, ctx.space.to_overrides(params), final_metrics(final), desc)
+            recorder.record(trial.number, ctx.space.to_overrides(params), final_metrics(final), desc,
+                            epochs=final.get("epoch"), max_epochs=final.get("max_epochs"))
         values = [float(final[k]) for k in keys]
         return values[0] if len(values) == 1 else values
 

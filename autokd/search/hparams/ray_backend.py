@@ -171,7 +171,7 @@ def _experiment_callback(recorder, ctx: TrialContext):
                 return
             params = dict(trial.config or {})
             recorder.record(trials.index(trial), ctx.space.to_overrides(params), final_metrics(result),
-                            ctx.space.describe(params))
+                            ctx.space.describe(params), epochs=result.get("epoch"), max_epochs=result.get("max_epochs"))
 
     return ExperimentCallback()
 

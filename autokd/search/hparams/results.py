@@ -62,7 +62,7 @@ class TrialRecord:
     finished_at: float | None = None  # unix time of the trial's last result
     resumed_from: int = 0  # epochs restored from a checkpoint (retried or resumed trials)
     lineage: dict[str, Any] = field(default_factory=dict)
-    experiment: str = ""  # the DVC experiment recording this trial (completed trials in a DVC repo)
+    experiment: str = ""  # the DVC experiment recording this trial (in a git + DVC repo)
 
 
 def _num(v: Any) -> Any:

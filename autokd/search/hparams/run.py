@@ -98,15 +98,16 @@ def run_search(spec_path: str | Path, *, trials: int | None = None, address: str
                resume: bool = False, apply: bool = False, backend: str = "ray", storage: str | None = None,
                out_dir: str | Path | None = None, base_dir: str | Path | None = None, overwrite: bool = False,
                live: bool | None = None, log: Callable[[str], None] = print,
-               progress=None, evaluate_test: bool = True, record_experiments: bool | None = None) -> SearchOutcome:
+               progress=None, evaluate_test: bool = True,
+               record_experiments: bool | str | None = None) -> SearchOutcome:
     """Run the search described by ``spec_path`` and write ``searches/<name>/``.
 
     ``progress`` (a :class:`~autokd.search.hparams.progress.SearchProgress`) receives every
     epoch's result and every finished trial; by default one is made (a live table on a
     terminal, a line per finished trial otherwise). ``evaluate_test=False``: trials never read the
     test split (no ``test_accuracy`` in the records). ``record_experiments`` (default: the
-    spec's ``record_experiments``, off with ``evaluate_test=False``) records each completed trial as
-    a DVC experiment (:mod:`autokd.search.hparams.experiments`)."""
+    spec's ``record_experiments``, off with ``evaluate_test=False``; ``"completed"``: completed
+    trials only) records each trial as a DVC experiment (:mod:`autokd.search.hparams.experiments`)."""
     from autokd.search.hparams.progress import SearchProgress
     from autokd.search.hparams.results import apply_best
     from autokd.search.hparams.spec import load_search_spec
@@ -137,7 +138,7 @@ def run_search(spec_path: str | Path, *, trials: int | None = None, address: str
     from autokd.search.hparams.experiments import TrialExperiments
 
     if record_experiments is None:  # trials that never see the test split have no metrics to record
-        record_experiments = spec.record_experiments and evaluate_test
+        record_experiments = spec.record_experiments if evaluate_test else False
     recorder = TrialExperiments.open(spec.name, loaded.pipeline_file, ctx.root, enabled=record_experiments, log=log,
                                      metric_keys=task.metric_keys)
     records = run(loaded, ctx, out, n, address=address, resume=resume, storage=storage, overwrite=overwrite,

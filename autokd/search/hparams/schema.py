@@ -166,8 +166,10 @@ class SearchSpec(Strict):
     storage: str | None = Field(
         None, description="Ray results path or URI (default searches/<name>/ray); multi-node needs a shared one"
     )
-    record_experiments: bool = Field(
-        True, description="record each completed trial as a DVC experiment <name>-t<NNN> (`dvc exp show`)"
+    record_experiments: bool | Literal["completed"] = Field(
+        True, description="record every trial that ran as a DVC experiment (`dvc exp show`): a completed one as "
+                          "<name>-t<NNN>, one stopped early or failed as <name>-t<NNN>-stopped / -failed; "
+                          "'completed': the completed ones only; false: none"
     )
 
     @property
