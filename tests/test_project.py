@@ -79,6 +79,38 @@ def test_init_refuses_a_non_empty_folder_and_keeps_changed_files(tmp_path):
     assert "distill" in stages
 
 
+def test_update_adds_the_dvc_file_of_a_chain_the_user_added(tmp_path, monkeypatch):
+    """A chain spec dropped into pipelines/ gets pipelines/<chain>/dvc.yaml on ``init --update``,
+    on the installed code (no autokd/ source folders), which real DVC accepts as one graph with the
+    root's ``code`` stage; a chain spec that does not validate is exit 2 naming the file."""
+    import subprocess
+
+    assert _init(tmp_path).exit_code == 0
+    (tmp_path / "pipelines" / "takd.yaml").write_text((REPO / "pipelines" / "takd.yaml").read_text())
+    result = _init(tmp_path, "--update")
+    assert result.exit_code == 0, result.output
+    assert "pipelines/takd/dvc.yaml" in result.output
+    text = (tmp_path / "pipelines" / "takd" / "dvc.yaml").read_text()
+    assert "autokd init . --update" in text
+    stages = yaml.safe_load(text)["stages"]
+    assert {"prepare", "teacher", "ta", "student", "evaluate"} <= set(stages)
+    for name, stage in stages.items():
+        assert ".autokd/code.json" in stage["deps"] and not any(d.startswith("autokd/") for d in stage["deps"]), name
+        assert stage["wdir"] == "../.." and stage["cmd"].startswith("python -m autokd chain ")
+    dag = subprocess.run(["dvc", "dag", "--md", "pipelines/takd/dvc.yaml:evaluate"], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert dag.returncode == 0, dag.stderr
+    assert "code" in dag.stdout and "pipelines/takd/dvc.yaml:ta" in dag.stdout
+    # the same file from the chain command in the project (its default code mode there: installed)
+    monkeypatch.chdir(tmp_path)
+    printed = CliRunner().invoke(app, ["chain", "dvc", "pipelines/takd.yaml"])
+    assert printed.exit_code == 0 and yaml.safe_load(printed.output)["stages"] == stages
+
+    (tmp_path / "pipelines" / "bad.yaml").write_text("name: bad\nsteps: [{name: s, distill: {method: nope}}]\n")
+    result = _init(tmp_path, "--update")  # a relative DIR would do too: the cwd is the project
+    assert result.exit_code == 2 and "pipelines/bad.yaml" in result.output and "Traceback" not in result.output
+
+
 def test_init_lm_on_a_text_folder_and_bad_options(tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -128,3 +128,68 @@ def test_search_trials_are_experiments_of_the_user_project(installed):
     student = json.loads((proj / "reports" / "metrics.json").read_text())["student"]
     for key in ("accuracy", "nll", "ece"):
         assert student[key] == recorded[key], (key, student[key], recorded[key])
+
+
+WORDS = ("the model reads a token and the teacher writes its distribution while a student learns to match "
+         "every probability on the text of small documents about python modules classes and functions").split()
+
+
+def test_lm_project_on_a_folder_of_text(installed):
+    """``autokd init --task lm`` on a folder of ``.txt`` files the test writes: ``dvc repro``, a
+    4-trial search whose trials ``dvc exp show --json`` lists with params and perplexity, and
+    ``dvc exp apply`` + ``dvc repro`` giving one trial's test perplexity exactly."""
+    import json
+    import random
+
+    py, env, tmp = installed["py"], installed["env"], installed["tmp"]
+    texts = tmp / "texts"
+    texts.mkdir()
+    rng = random.Random(0)
+    for i in range(12):
+        (texts / f"doc{i:02d}.txt").write_text(" ".join(rng.choice(WORDS) for _ in range(400)) + "\n")
+    proj = tmp / "lmproj"
+    _run([py, "-m", "autokd", "init", proj, "--task", "lm", "--data", f"folder:{texts}"], tmp, env)
+    spec_file = proj / "pipelines" / "lm.yaml"
+    spec = yaml.safe_load(spec_file.read_text())
+    assert spec["data"]["source"] == "files" and spec["data"]["path"] == str(texts)
+    spec["data"].update({"holdout_every": 4, "context": 32, "tokenizer": {"kind": "bpe", "vocab_size": 300}})
+    spec["teacher"].update({"model": {"name": "decoder", "params": {"layers": 1, "width": 32, "heads": 2}},
+                            "train": {"epochs": 2, "batch_size": 16, "lr": 3e-3}})
+    spec["student"].update({"model": {"name": "decoder", "params": {"layers": 1, "width": 16, "heads": 2}},
+                            "train": {"epochs": 2, "batch_size": 16, "lr": 3e-3}})
+    spec["distill"].update({"top_k": 8, "representation": None})
+    spec["evaluate"] = {"prompts": 2, "prompt_tokens": 4, "new_tokens": 4, "speed": False}
+    spec_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+    space_file = proj / "search_spaces" / "lm.yaml"
+    space = yaml.safe_load(space_file.read_text())
+    space["space"] = {"distill.alpha": {"type": "uniform", "low": 0.2, "high": 0.9},
+                      "distill.method": {"type": "choice", "values": ["fkl", "jsd"]}}
+    space["budget"] = {"trials": 4, "max_concurrent": 2, "resources": {"cpu": 1}}
+    space["scheduler"] = {"type": "fifo"}
+    space_file.write_text(yaml.safe_dump(space, sort_keys=False))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    _run(git + ["add", "-A"], proj, env)
+    _run(git + ["commit", "-qm", "init"], proj, env)
+    first = _run([py, "-m", "dvc", "repro"], proj, env)
+    assert "Running stage 'cache_teacher'" in first and "Running stage 'distill'" in first
+    assert json.loads((proj / "reports" / "metrics.json").read_text())["student"]["perplexity"] > 1.0
+    _run(git + ["add", "-A"], proj, env)
+    _run(git + ["commit", "-qm", "repro"], proj, env)
+
+    _run([py, "-m", "autokd", "search", "hparams", "search_spaces/lm.yaml"], proj, env)
+    shown = json.loads(_run([py, "-m", "dvc", "exp", "show", "--json"], proj, env))
+    exps = [e for rev in shown for e in (rev.get("experiments") or [])]
+    assert sorted(e["name"] for e in exps) == [f"lm-t00{i}" for i in range(4)]
+    for e in exps:
+        data = e["revs"][0]["data"]
+        assert data["params"]["pipelines/lm.yaml"]["data"]["distill"]["method"] in ("fkl", "jsd")
+        metrics = data["metrics"]["reports/metrics.json"]["data"]
+        assert metrics["student"]["perplexity"] > 1.0 and metrics["trial"]["status"] == "completed"
+    chosen = min(exps, key=lambda e: e["name"])
+    recorded = chosen["revs"][0]["data"]["metrics"]["reports/metrics.json"]["data"]["student"]
+    _run([py, "-m", "dvc", "exp", "apply", chosen["name"]], proj, env)
+    again = _run([py, "-m", "dvc", "repro"], proj, env)
+    assert "Running stage 'train_teacher'" not in again and "Running stage 'distill'" in again
+    student = json.loads((proj / "reports" / "metrics.json").read_text())["student"]
+    for key in ("perplexity", "nll", "bits_per_byte"):
+        assert student[key] == recorded[key], (key, student[key], recorded[key])

@@ -77,12 +77,17 @@ def run(spec: Path = SPEC_ARG, root: Optional[Path] = ROOT_OPT) -> None:
 def dvc_yaml(
     spec: Path = SPEC_ARG,
     root: Optional[Path] = ROOT_OPT,
+    code: str = typer.Option("auto", help="the stages' code dependency: source (autokd/ folders of this checkout), "
+                             "installed (.autokd/code.json), auto (source where the repo holds autokd's source)"),
 ) -> None:
     """Print the chain's DVC stages (redirect to pipelines/<name>/dvc.yaml)."""
     from autokd.spec.document import load_yaml
     from autokd.stages.chain import default_root
-    from autokd.stages.dvcgen import dvc_yaml_text
+    from autokd.stages.dvcgen import code_mode, dvc_yaml_text
 
+    if code not in ("auto", "source", "installed"):
+        fail(f"--code {code!r}: expected auto, source or installed", 2)
     s, _ = _load(spec, root)
-    text = dvc_yaml_text(s, spec.as_posix(), (root or default_root(s)).as_posix(), raw=load_yaml(spec))
+    text = dvc_yaml_text(s, spec.as_posix(), (root or default_root(s)).as_posix(), raw=load_yaml(spec),
+                         code=code_mode(".") if code == "auto" else code)
     typer.echo(text, nl=False)

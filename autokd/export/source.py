@@ -89,6 +89,13 @@ def open_source(artifact: str | Path, root: str | Path = ".", data: str | Path |
     except Exception as exc:  # noqa: BLE001 (a foreign or damaged safetensors file)
         raise ExportInputError(f"{path / MODEL_FILE} is not an autokd model file: {exc}") from exc
 
+    from autokd.models.registry import MODELS
+
+    family = MODELS.get(str(recipe.get("name")))
+    if family is not None and family.task == "lm":
+        raise ExportInputError(f"{artifact} is a language model (family {family.name}): autokd export writes "
+                               "classifiers only (onnx, torchscript, safetensors) so far; the language-model "
+                               "student's weights are model.safetensors in that folder")
     if data is not None:
         data_path = _resolve(data, root)
     else:

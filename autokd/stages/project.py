@@ -148,6 +148,29 @@ def generated_dvc(root: Path, spec_rel: str, previous: list[str]) -> tuple[str, 
     return dvc_text(project_header(task, spec_rel), stages, plots=task.dvc_plots(spec, "")), ours
 
 
+def chain_dvc_files(root: Path, main_spec: str) -> dict[str, str]:
+    """``pipelines/<chain>/dvc.yaml`` for every chain spec in ``pipelines/`` (a spec with ``steps:``,
+    e.g. a teaching-assistant chain the user added), its stages on the installed code, outputs
+    under ``runs/<chain>/``; a chain spec that does not validate is a :class:`ProjectError`."""
+    from autokd.spec.document import load_yaml
+    from autokd.spec.errors import SpecError
+    from autokd.stages.dvcgen import dvc_yaml_text
+    from autokd.stages.validate import load_chain_spec
+
+    files: dict[str, str] = {}
+    for path in sorted((root / "pipelines").glob("*.yaml")):
+        rel = f"pipelines/{path.name}"
+        raw = load_yaml(path) if rel != main_spec else None
+        if not isinstance(raw, dict) or "steps" not in raw:
+            continue
+        try:
+            spec = load_chain_spec(path, root=root)
+        except SpecError as exc:
+            raise ProjectError(f"the chain spec {rel} does not validate:\n{exc}") from None
+        files[f"pipelines/{spec.name}/dvc.yaml"] = dvc_yaml_text(spec, rel, f"runs/{spec.name}", raw, code="installed")
+    return files
+
+
 def init_project(root: str | Path, task: str = "classify", data: str | None = None, name: str | None = None,
                  force: bool = False, update: bool = False, git: bool = True) -> InitResult:
     """Make (or, with ``update``, refresh) the project at ``root``; see the module doc."""
@@ -199,6 +222,7 @@ def init_project(root: str | Path, task: str = "classify", data: str | None = No
         hashes[rel] = _sha(text)
         result.written.append(rel)
 
+    chains = chain_dvc_files(root, spec_rel) if (root / "pipelines").is_dir() else {}  # checked before writing
     for rel, text in files.items():
         put(rel, text)
     from autokd.spec.errors import SpecError
@@ -210,6 +234,8 @@ def init_project(root: str | Path, task: str = "classify", data: str | None = No
     hashes.pop("dvc.yaml", None)  # dvc.yaml is merged, not kept: the user's stages survive regeneration
     atomic_write_text(root / "dvc.yaml", dvc)
     result.written.append("dvc.yaml")
+    for rel, text in chains.items():  # a chain's file: regenerated unless the user changed it
+        put(rel, text)
     record = {"task": task, "name": name, "data": data, "files": hashes, "stages": ours}
     record_path.parent.mkdir(exist_ok=True)
     atomic_write_text(record_path, json.dumps(record, indent=2, sort_keys=True) + "\n")

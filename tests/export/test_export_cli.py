@@ -39,6 +39,14 @@ def _bad_inputs(project, tmp_path):
     (bad_json / "manifest.json").write_text("{not json")
     no_data = tmp_path / "no_data"
     shutil.copytree(project.student, no_data)
+    lm = tmp_path / "lm_student"  # a language-model student (the crash was KeyError: 'x' reading its data)
+    lm.mkdir()
+    from autokd.models.artifact import save_model
+    from autokd.models.registry import build_model
+
+    params = {"layers": 1, "width": 16, "heads": 2}
+    save_model(lm / "model.safetensors", build_model("decoder", params, (8,), 40), "decoder", params, (8,), 40)
+    (lm / "manifest.json").write_text(json.dumps({"sha256": "0" * 64, "kind": "student", "parents": []}))
     return {
         "not a folder": ([tmp_path / "missing", "--format", "onnx"], "is not an artifact folder"),
         "a file": ([a_file, "--format", "onnx"], "is not an artifact folder"),
@@ -49,11 +57,12 @@ def _bad_inputs(project, tmp_path):
         "no data under root": ([no_data, "--format", "safetensors", "--root", tmp_path], "cannot load the test split"),
         "missing metrics file": ([project.student, "--format", "safetensors", "--root", project.root, "--metrics",
                                   tmp_path / "nope.json"], "no metrics file"),
+        "a language model": ([lm, "--format", "onnx"], "is a language model (family decoder)"),
     }
 
 
 @pytest.mark.parametrize("case", ["not a folder", "a file", "no model", "missing manifest", "broken manifest",
-                                  "unknown format", "no data under root", "missing metrics file"])
+                                  "unknown format", "no data under root", "missing metrics file", "a language model"])
 def test_bad_input_exits_2_with_one_error_line(project, tmp_path, case):
     args, message = _bad_inputs(project, tmp_path)[case]
     out = tmp_path / "out"
