@@ -345,3 +345,35 @@ def test_patience_stops_early_and_keeps_the_same_best_weights(tmp_path):
     assert again.history == res.history and again.epochs_run == 0
     for a, b in zip(model.state_dict().values(), again_model.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_validation_of_a_language_model_is_chunked_to_the_logits_budget(monkeypatch):
+    """At a vocabulary x context where 512 windows' logits would pass the budget, validation runs
+    in smaller passes (each within it) and gives the figures of one pass; a classifier's split
+    and the shipped LM pipeline's size keep one 512-row pass."""
+    import autokd.utils.chunks as chunks
+    from autokd.data.prepare import Split
+    from autokd.models.registry import build_model
+    from autokd.train.trainer import evaluate_split
+    from autokd.utils.chunks import rows_per_pass
+
+    torch.manual_seed(0)
+    model = build_model("decoder", {"layers": 1, "width": 16, "heads": 2}, (12,), 50)
+    x = torch.randint(0, 50, (40, 12))
+    split = Split(x=x, y=torch.roll(x, -1, dims=1), index=torch.arange(40))
+    whole = evaluate_split(model, split, torch.device("cpu"))
+    rows: list[int] = []
+    original = model.forward
+    monkeypatch.setattr(model, "forward", lambda inp: rows.append(len(inp)) or original(inp))
+    monkeypatch.setattr(chunks, "LOGITS_BUDGET", 7 * 12 * 50)  # 7 windows' logits
+    chunked = evaluate_split(model, split, torch.device("cpu"))
+    assert rows == [1] + [7] * 5 + [5]  # the probe, then passes of at most 7 windows
+    assert chunked["accuracy"] == whole["accuracy"]
+    assert abs(chunked["loss"] - whole["loss"]) <= 1e-6 * whole["loss"]
+    monkeypatch.undo()
+    cpu = torch.device("cpu")
+    shipped = build_model("decoder", {"layers": 1, "width": 16, "heads": 2}, (128,), 1024)  # pipelines/lm.yaml's V, T
+    assert rows_per_pass(shipped, torch.zeros(600, 128, dtype=torch.long), cpu, 512) == 512
+    gpt2 = build_model("decoder", {"layers": 1, "width": 16, "heads": 2}, (1024,), 32768)
+    assert rows_per_pass(gpt2, torch.zeros(600, 1024, dtype=torch.long), cpu, 512) == 2  # 2 x 1024 x 32K = 256 MiB
+    assert rows_per_pass(shipped, torch.zeros(600, 64), cpu, 512) == 512  # a classifier's float inputs: not probed

@@ -28,11 +28,13 @@ from torch import nn
 from autokd.data.prepare import Split
 from autokd.evaluate.timing import torch_threads
 from autokd.models import count_params
+from autokd.utils.chunks import rows_per_pass
 
 
 @torch.no_grad()
 def _logits_batches(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int):
     model.eval().to(device)
+    batch_size = rows_per_pass(model, x, device, batch_size)  # bounded logits at a large vocabulary or context
     for start in range(0, len(x), batch_size):
         yield start, model(x[start:start + batch_size].to(device)).float()
 
@@ -55,6 +57,7 @@ def teacher_agreement_many(students: dict[str, nn.Module], teacher: nn.Module, s
     teacher.eval().to(device)
     for model in students.values():
         model.eval().to(device)
+    batch_size = rows_per_pass(teacher, split.x, device, batch_size)  # the teacher's vocabulary bounds a pass
     for start in range(0, len(split.x), batch_size):
         x = split.x[start:start + batch_size].to(device)
         y = split.y[start:start + batch_size].to(device)
@@ -82,7 +85,7 @@ def prompts_from(split: Split, n: int, prompt_tokens: int) -> torch.Tensor:
 def teacher_nll_of_samples(student: nn.Module, teacher: nn.Module, prompts: torch.Tensor, new_tokens: int,
                            seed: int = 0) -> float:
     """The teacher's mean NLL (nats/token) of the student's sampled continuations (T = 1)."""
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device=prompts.device).manual_seed(seed)  # CUDA sampling needs a CUDA generator
     seqs = student.generate(prompts, new_tokens, temperature=1.0, generator=gen)
     teacher.eval()
     logits = teacher(seqs[:, :-1]).float()

@@ -118,8 +118,10 @@ class LMDistillObjective(nn.Module):
             return torch.sigmoid(self.gate_logit)
         return float(self.sequence.weight)
 
-    def _rng(self) -> torch.Generator:
-        return torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 1_000_003 + self.step)
+    def _rng(self, device: torch.device) -> torch.Generator:
+        """The (seed, epoch, step) generator, on the device the student samples on (CUDA's sampling
+        refuses a CPU generator; on CPU the stream is the one ``torch.Generator()`` gives)."""
+        return torch.Generator(device=device).manual_seed((self.seed * 1_000_003 + self.epoch) * 1_000_003 + self.step)
 
     @property
     def teacher(self) -> nn.Module | None:
@@ -132,9 +134,9 @@ class LMDistillObjective(nn.Module):
         teacher's logits and features when it must run."""
         seq = self.sequence
         if seq is not None and seq.mode == "on_policy":
-            gen = self._rng()
+            gen = self._rng(batch.x.device)
             self.step += 1
-            if torch.rand((), generator=gen).item() < seq.lmbda:
+            if torch.rand((), generator=gen, device=gen.device).item() < seq.lmbda:
                 return self._on_policy_view(model, batch, gen)
         else:
             self.step += 1
@@ -152,7 +154,8 @@ class LMDistillObjective(nn.Module):
 
     def _on_policy_view(self, model: nn.Module, batch: Batch, gen: torch.Generator) -> LMView:
         p = self.sequence.prompt_tokens
-        windows = continue_windows(model, batch.x.cpu(), p, temperature=self.sequence.temperature, generator=gen)
+        # prompts, generator and student on one device (the batch's: the model's)
+        windows = continue_windows(model, batch.x, p, temperature=self.sequence.temperature, generator=gen)
         x = windows[:, :-1].to(batch.x.device)
         self.teacher.eval()
         self.teacher_calls += 1

@@ -29,6 +29,7 @@ from torch import nn
 from autokd.data.batches import Batch, BatchIterator
 from autokd.data.prepare import Split
 from autokd.spec.pipeline import TrainSpec
+from autokd.utils.chunks import rows_per_pass
 from autokd.train.checkpoint import BEST_NAME, CKPT_NAME, BestWeights, load_checkpoint, restore, save_checkpoint
 from autokd.train.device import autocast, grad_scaler
 
@@ -108,11 +109,14 @@ def count_correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def evaluate_split(model: nn.Module, split: Split, device: torch.device, batch_size: int = 512) -> dict[str, float]:
     """Loss and accuracy of ``model`` on a whole split (eval mode): per sample for a classifier,
-    per predicted token for a language model (loss = mean NLL, exp(loss) the perplexity)."""
+    per predicted token for a language model (loss = mean NLL, exp(loss) the perplexity), in
+    passes of ``batch_size`` rows, fewer where a language model's logits would pass
+    :data:`autokd.utils.chunks.LOGITS_BUDGET`."""
     if len(split) == 0:
         return {}
     was = model.training
     model.eval()
+    batch_size = rows_per_pass(model, split.x, device, batch_size)  # a language model's logits stay bounded
     total_loss, correct, count = 0.0, 0, 0
     for start in range(0, len(split), batch_size):
         x = split.x[start : start + batch_size].to(device)
