@@ -218,3 +218,31 @@ def test_on_policy_batches_are_seeded_and_use_the_students_samples(text, teacher
     never = LMDistillObjective("rkl", {}, 0.5, teacher=teacher, sequence=seq.model_copy(update={"lmbda": 0.0}))
     _, _, parts = never(student, batch)
     assert "on_policy" not in parts and "token" in parts
+
+
+def test_sampling_uses_the_models_device_for_prompts_and_generator(text, teacher, monkeypatch):
+    """On-policy KD and the evaluate stage's samples: the prompts handed to ``generate`` are the
+    batch's own tensor (no copy to the host) and the generator lives on its device, as CUDA
+    requires. (No GPU here: on CPU this pins where each comes from; the CUDA run is unverified.)"""
+    from autokd.data.batches import Batch
+    from autokd.evaluate.lm import prompts_from, teacher_nll_of_samples
+    from autokd.spec.lm import SequenceSpec
+
+    student = _lm(text, 16, 1, seed=7)
+    calls = []
+    original = student.generate
+
+    def spy(prompt, n, **kw):
+        calls.append((prompt, kw["generator"]))
+        return original(prompt, n, **kw)
+
+    monkeypatch.setattr(student, "generate", spy)
+    batch = Batch(text.split("train").x[:3], text.split("train").y[:3], torch.arange(3))
+    obj = LMDistillObjective("rkl", {}, 0.5, teacher=teacher, seed=1,
+                             sequence=SequenceSpec(mode="on_policy", prompt_tokens=8, lmbda=1.0))
+    obj(student, batch)
+    prompts = prompts_from(text.split("val"), 4, 8)
+    teacher_nll_of_samples(student, teacher, prompts, 4, seed=0)
+    (p1, g1), (p2, g2) = calls
+    assert p1.untyped_storage().data_ptr() == batch.x.untyped_storage().data_ptr() and g1.device == batch.x.device
+    assert p2.device == prompts.device and g2.device == prompts.device

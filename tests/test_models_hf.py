@@ -85,3 +85,51 @@ def test_distill_a_decoder_from_an_hf_teacher(hf_folder, tmp_path, monkeypatch):
     for stage in LM_STAGES:
         out = run_lm_stage(stage, "lm.yaml", "run", progress=False)
     assert out["teacher"]["perplexity"] < VOCAB and out["student"]["perplexity"] > 1
+
+
+def test_a_pretrained_teacher_is_used_as_it_is(hf_folder, tmp_path, monkeypatch):
+    """``teacher.train: null``: the HF folder's weights are the teacher's, unchanged (evaluated,
+    saved, cached, never trained); the student distils from them. A decoder teacher with
+    ``train: null`` (random weights) is a spec error at ``teacher.train``."""
+    from safetensors.torch import load_file
+    from typer.testing import CliRunner
+
+    from autokd.cli import app
+    from autokd.data.text.corpus import pydoc_documents
+    from autokd.data.text.tokenizer import train_bpe
+    from autokd.stages.lm import run_lm_stage
+
+    train_bpe(pydoc_documents(4096)[0][:8], VOCAB).save(str(hf_folder / "tokenizer.json"))
+    spec = {"task": "lm",
+            "data": {"max_documents": 12, "holdout_every": 4, "context": CONTEXT,
+                     "tokenizer": {"kind": "file", "path": str(hf_folder)}},
+            "teacher": {"model": {"name": "hf_causal_lm", "params": {"path": str(hf_folder)}}, "train": None},
+            "student": {"model": {"name": "decoder", "params": {"layers": 1, "width": 16, "heads": 2}},
+                        "train": {"epochs": 1, "batch_size": 16}},
+            "distill": {"method": "fkl", "top_k": 8},
+            "evaluate": {"prompts": 4, "prompt_tokens": 8, "new_tokens": 8, "speed": False},
+            "runtime": {"device": "cpu", "num_threads": 1}}
+    (tmp_path / "lm.yaml").write_text(yaml.safe_dump(spec))
+    monkeypatch.chdir(tmp_path)
+    for stage in ("prepare", "train_teacher", "cache_teacher"):
+        run_lm_stage(stage, "lm.yaml", "run", progress=False)
+    original = load_file(str(hf_folder / "model.safetensors"))
+    saved = load_file("run/artifacts/teacher/model.safetensors")
+    matched = 0
+    for name, tensor in original.items():
+        key = next(k for k in saved if k == name or k.endswith("." + name))
+        assert torch.equal(saved[key], tensor), name
+        matched += 1
+    assert matched == len(original) > 0
+    import json
+
+    manifest = json.loads((tmp_path / "run/artifacts/teacher/manifest.json").read_text())
+    assert manifest["metrics"]["train_epochs"] == 0 and manifest["metrics"]["val_loss"] > 0
+    assert json.loads((tmp_path / "run/artifacts/teacher/history.json").read_text()) == []
+    assert (tmp_path / "run/dvclive/teacher/metrics.json").exists() and (tmp_path / "run/checkpoints/teacher").is_dir()
+    assert (tmp_path / "run/artifacts/teacher_outputs").is_dir()
+
+    spec["teacher"] = {"model": {"name": "decoder", "params": {"layers": 1, "width": 16, "heads": 2}}, "train": None}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(spec))
+    res = CliRunner().invoke(app, ["validate", "bad.yaml"])
+    assert res.exit_code == 2 and "teacher.train" in res.output and "hf_causal_lm" in res.output

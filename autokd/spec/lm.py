@@ -63,9 +63,18 @@ class TextDataSpec(Strict):
 # ----------------------------------------------------------------------------- the LM pipeline
 
 
-def _teacher_role() -> RoleSpec:
-    return RoleSpec(model=ModelSpec(name="decoder", params={"layers": 4, "width": 256, "heads": 4}),
-                    train=TrainSpec(epochs=5, batch_size=16, lr=2e-3, weight_decay=0.01, warmup_epochs=0))
+class LMTeacherSpec(RoleSpec):
+    """The teacher: a model and how to train it, or ``train: null`` for a pretrained teacher used
+    as it is (a local Hugging Face folder: ``model: {name: hf_causal_lm, params: {path: …}}``):
+    the ``train_teacher`` stage evaluates it and saves it, never trains it."""
+
+    train: TrainSpec | None = Field(default_factory=TrainSpec, description="how to train it; null: a pretrained "
+                                    "teacher (hf_causal_lm) used as it is (evaluated, cached, never trained)")
+
+
+def _teacher_role() -> LMTeacherSpec:
+    return LMTeacherSpec(model=ModelSpec(name="decoder", params={"layers": 4, "width": 256, "heads": 4}),
+                         train=TrainSpec(epochs=5, batch_size=16, lr=2e-3, weight_decay=0.01, warmup_epochs=0))
 
 
 def _student_role() -> RoleSpec:
@@ -175,7 +184,7 @@ class LMPipelineSpec(Strict):
     task: Literal["lm"] = "lm"
     name: str = "lm"
     data: TextDataSpec = Field(default_factory=TextDataSpec)
-    teacher: RoleSpec = Field(default_factory=_teacher_role)
+    teacher: LMTeacherSpec = Field(default_factory=_teacher_role)
     student: RoleSpec = Field(default_factory=_student_role)
     distill: LMDistillSpec = Field(default_factory=LMDistillSpec)
     evaluate: LMEvaluateSpec = Field(default_factory=LMEvaluateSpec)

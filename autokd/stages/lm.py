@@ -24,7 +24,7 @@ from autokd.models.features import feature_shapes
 from autokd.spec.document import dump_spec
 from autokd.spec.errors import SpecError
 from autokd.spec.lm import LMPipelineSpec
-from autokd.stages.layout import Layout
+from autokd.stages.layout import Layout, LiveLogger
 from autokd.stages.lm_validate import effective_lm_distill
 from autokd.stages.recipe import save_role, setup, train_role
 from autokd.stages.validate import feature_pair_issues, method_params
@@ -63,7 +63,32 @@ def _labels_only(spec: LMPipelineSpec, layout: Layout, role: str, role_spec, sec
 
 
 def train_teacher(spec: LMPipelineSpec, layout: Layout, progress: bool = True) -> None:
+    if spec.teacher.train is None:
+        return pretrained_teacher(spec, layout)
     _labels_only(spec, layout, "teacher", spec.teacher, "teacher", progress)
+
+
+def pretrained_teacher(spec: LMPipelineSpec, layout: Layout) -> None:
+    """``teacher.train: null``: the pretrained model as it is, evaluated on validation and saved
+    (its weights unchanged) with a manifest saying it was not trained; its DVCLive folder holds
+    that one evaluation and its checkpoint folder stays empty."""
+    from autokd.models.registry import build_model
+    from autokd.train.trainer import TrainResult, evaluate_split
+
+    device, _ = setup(spec)
+    data = load_prepared_text(layout.data)
+    model = build_model(spec.teacher.model.name, spec.teacher.model.params, data.input_shape, data.num_classes)
+    val = evaluate_split(model.to(device), data.val, device)
+    layout.checkpoints("teacher").mkdir(parents=True, exist_ok=True)
+    live = LiveLogger(layout.live("teacher"))
+    live.log({"val_loss": val["loss"], "val_accuracy": val["accuracy"]})
+    live.close()
+    result = TrainResult(history=[], epochs_run=0, resumed_from=None, seconds=0.0,
+                         final={"val_loss": val["loss"], "val_accuracy": val["accuracy"], "train_epochs": 0})
+    save_role(layout, "teacher", model, spec.teacher, data, result, [layout.data],
+              {"teacher": dump_spec(spec.teacher)})
+    print(f"[train_teacher] pretrained {spec.teacher.model.params.get('path', spec.teacher.model.name)} used as it is "
+          f"(teacher.train: null): val perplexity {math.exp(val['loss']):.2f}", flush=True)
 
 
 def teacher_outputs_key(spec: LMPipelineSpec) -> dict[str, Any]:

@@ -125,12 +125,21 @@ def corpus_issues(source: str) -> list[SpecIssue]:
     return []
 
 
+#: the family whose weights come from a folder, so that a teacher can be used without training
+PRETRAINED_FAMILY = "hf_causal_lm"
+
+
 def lm_registry_issues(spec: LMPipelineSpec, root: Path | None = None, check_paths: bool = True) -> list[SpecIssue]:
     issues: list[SpecIssue] = corpus_issues(spec.data.source)
     for role in ("teacher", "student"):
         r = getattr(spec, role)
         issues += lm_model_issues(r.model.name, r.model.params, (role, "model"))
     issues += lm_distill_issues(spec.distill)
+    if spec.teacher.train is None and spec.teacher.model.name != PRETRAINED_FAMILY:
+        issues.append(SpecIssue(("teacher", "train"), expected=f"a training section (a {spec.teacher.model.name} "
+                                "teacher starts from random weights)", found=None,
+                                hint=f"null uses a pretrained teacher as it is: model.name {PRETRAINED_FAMILY} "
+                                     "with params.path, a local Hugging Face folder"))
     if check_paths:
         issues += vocabulary_issues(spec, root)
     if check_paths:
