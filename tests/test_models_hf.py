@@ -49,6 +49,39 @@ def test_vocabulary_context_and_pickles_are_refused(hf_folder, tmp_path):
         build_model("hf_causal_lm", {"path": str(pickled)}, (CONTEXT,), VOCAB)
 
 
+def test_a_padded_vocabulary_is_cut_to_the_tokenizers(hf_folder, tmp_path):
+    """The folder's 300 rows with a 260-token tokenizer (a padded embedding, as Qwen2.5's): logits,
+    features and generation cover the 260 tokens only, equal to the full model's first 260 columns;
+    the spec validates and the trained artifact's manifest names the cut."""
+    from autokd.stages.lm_validate import load_lm_spec
+
+    full = build_model("hf_causal_lm", {"path": str(hf_folder)}, (CONTEXT,), VOCAB).eval()
+    cut = build_model("hf_causal_lm", {"path": str(hf_folder)}, (CONTEXT,), 260).eval()
+    idx = torch.randint(0, 260, (2, 10), generator=torch.Generator().manual_seed(1))
+    logits, feats = cut(idx, return_features=True)
+    assert logits.shape == (2, 10, 260) and torch.equal(logits, full(idx)[..., :260])
+    out = cut.generate(idx[:, :4], 12, temperature=2.0, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (2, 16) and int(out.max()) < 260
+    assert "300 vocabulary rows, the tokenizer 260 tokens" in cut.vocab_note and full.vocab_note is None
+    spec = {"task": "lm", "data": {"tokenizer": {"vocab_size": 260}, "context": CONTEXT},
+            "teacher": {"model": {"name": "hf_causal_lm", "params": {"path": str(hf_folder)}}}}
+    (tmp_path / "lm.yaml").write_text(yaml.safe_dump(spec))
+    assert load_lm_spec(tmp_path / "lm.yaml").teacher.model.name == "hf_causal_lm"
+
+    from autokd.lineage.manifest import read_manifest
+    from autokd.stages.layout import Layout
+    from autokd.stages.recipe import save_role
+    from autokd.train.trainer import TrainResult
+
+    class Data:  # what save_role reads of the prepared data
+        input_shape, num_classes = (CONTEXT,), 260
+
+    role = load_lm_spec(tmp_path / "lm.yaml").teacher
+    save_role(Layout(tmp_path), "teacher", cut, role, Data(), TrainResult(history=[], epochs_run=0,
+              resumed_from=None, seconds=0.0), [], {})
+    assert "logits cut to 260" in read_manifest(tmp_path / "artifacts" / "teacher")["vocabulary"]
+
+
 def test_spec_names_both_vocabularies(hf_folder, tmp_path):
     from autokd.spec.errors import SpecError
     from autokd.stages.lm_validate import load_lm_spec

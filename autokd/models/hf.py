@@ -5,7 +5,11 @@
 ``pip install -e ".[hf]"``): ``local_files_only`` (nothing is downloaded), ``use_safetensors``
 (a pickled ``pytorch_model.bin`` is refused, never unpickled) and no remote code. The model's
 vocabulary must be the pipeline's (its tokenizer: ``data.tokenizer: {kind: file, path: <the
-folder>}``), and the context must fit its position embeddings.
+folder>}``), and the context must fit its position embeddings. A model whose embedding is padded
+past the tokenizer (Qwen2.5's 151,936 rows for 151,665 tokens; padding to a multiple of 64 or 128
+is common) is used with its logits cut to the tokenizer's size: the padded rows are no token, so
+they are never predicted, sampled or distilled, and the artifact's manifest says so
+(``vocabulary``). A model with fewer rows than the tokenizer's tokens is refused.
 
 The wrapper gives the same interface as :class:`autokd.models.decoder.DecoderLM`: logits
 ``(B, T, V)``, the feature aliases ``embed``, ``block{i}`` and ``layers`` (the model's hidden
@@ -51,11 +55,16 @@ def max_positions(config: dict) -> int | None:
 class HFCausalLM(nn.Module):
     """A ``transformers`` causal LM behind autokd's language-model interface."""
 
-    def __init__(self, model: nn.Module, context: int):
+    def __init__(self, model: nn.Module, context: int, vocab_size: int | None = None):
         super().__init__()
         self.model = model
         self.context = int(context)
-        self.vocab_size = int(model.config.vocab_size)
+        rows = int(model.config.vocab_size)
+        self.vocab_size = rows if vocab_size is None else int(vocab_size)
+        #: why the logits are cut (a padded embedding), recorded in the artifact's manifest
+        self.vocab_note = (f"config.json has {rows} vocabulary rows, the tokenizer {self.vocab_size} tokens: logits "
+                           f"cut to {self.vocab_size} (the {rows - self.vocab_size} padded rows are no token)"
+                           if rows > self.vocab_size else None)
         import inspect
 
         # transformers 5.x renames forward(past_key_values=…) to forward(cache=…)
@@ -66,16 +75,19 @@ class HFCausalLM(nn.Module):
     def num_layers(self) -> int:
         return int(self.model.config.num_hidden_layers)
 
+    def _cut(self, logits: Tensor) -> Tensor:
+        return logits[..., :self.vocab_size] if self.vocab_note else logits
+
     def forward(self, idx: Tensor, return_features: bool = False):
         out = self.model(input_ids=idx, output_hidden_states=return_features, use_cache=False)
         if not return_features:
-            return out.logits
+            return self._cut(out.logits)
         hidden = out.hidden_states  # embeddings, then each layer (the last after the final norm in some)
         feats: OrderedDict[str, Tensor] = OrderedDict(embed=hidden[0])
         for i, h in enumerate(hidden[1:]):
             feats[f"block{i}"] = h
         feats["layers"] = torch.stack(list(hidden), dim=1)
-        return out.logits, feats
+        return self._cut(out.logits), feats
 
     @torch.no_grad()
     def generate(self, prompt: Tensor, max_new_tokens: int, *, temperature: float = 0.0, top_k: int = 0,
@@ -85,11 +97,11 @@ class HFCausalLM(nn.Module):
 
         def start(prompt: Tensor):
             res = self.model(input_ids=prompt, use_cache=True)
-            return res.logits, res.past_key_values
+            return self._cut(res.logits), res.past_key_values
 
         def step(token: Tensor, past):
             res = self.model(input_ids=token, **{self._cache_arg: past}, use_cache=True)
-            return res.logits, res.past_key_values
+            return self._cut(res.logits), res.past_key_values
 
         return generate(self, prompt, max_new_tokens, start, step,
                         full=lambda out, past: out.shape[1] >= self.context + 1,
@@ -101,9 +113,10 @@ def build_hf(p: HFParams, input_shape, num_classes):
     """A causal language model from a local Hugging Face folder (safetensors, offline; needs transformers)."""
     config = folder_config(p.path)
     vocab = config.get("vocab_size")
-    if vocab != num_classes:
+    if not isinstance(vocab, int) or vocab < num_classes:
         raise ModelBuildError(f"hf_causal_lm {p.path}: its vocabulary has {vocab} tokens (config.json), the "
-                              f"pipeline's tokenizer {num_classes}: teacher and student must share one vocabulary")
+                              f"pipeline's tokenizer {num_classes}: teacher and student must share one vocabulary "
+                              "(a model may have more rows than the tokenizer, padding, not fewer)")
     positions = max_positions(config)
     if positions is not None and input_shape[0] > positions:
         raise ModelBuildError(f"hf_causal_lm {p.path}: context {input_shape[0]} exceeds its {positions} positions")
@@ -115,4 +128,4 @@ def build_hf(p: HFParams, input_shape, num_classes):
         raise ModelBuildError("hf_causal_lm needs transformers: pip install -e '.[hf]'") from None
     model = AutoModelForCausalLM.from_pretrained(p.path, local_files_only=True, use_safetensors=True,
                                                  trust_remote_code=False)
-    return HFCausalLM(model, context=int(input_shape[0]))
+    return HFCausalLM(model, context=int(input_shape[0]), vocab_size=num_classes)

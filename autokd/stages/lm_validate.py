@@ -76,7 +76,8 @@ def lm_distill_issues(distill: LMDistillSpec, loc: tuple = ("distill",)) -> list
 
 
 def vocabulary_issues(spec: LMPipelineSpec, root: Path | None) -> list[SpecIssue]:
-    """A Hugging Face model whose vocabulary is not the pipeline tokenizer's: an error naming both
+    """A Hugging Face model whose vocabulary is smaller than the pipeline tokenizer's (more rows is
+    padding, cut by :class:`autokd.models.hf.HFCausalLM`): an error naming both
     (token-level distillation compares distributions over one vocabulary; cross-tokenizer
     distillation is out of scope)."""
     from autokd.models.hf import folder_config
@@ -105,9 +106,10 @@ def vocabulary_issues(spec: LMPipelineSpec, root: Path | None) -> list[SpecIssue
             issues.append(SpecIssue((role, "model", "params", "path"), expected="a Hugging Face model folder",
                                     found=model.params["path"], hint=str(exc)))
             continue
-        if vocab != size:
+        if not isinstance(vocab, int) or vocab < size:  # more rows than tokens: a padded embedding, cut
             issues.append(SpecIssue((role, "model", "params", "path"), expected=f"a model whose vocabulary is "
-                                    f"{where}", found=f"{model.params['path']} with {vocab} tokens (config.json)"))
+                                    f"{where} (or padded past it)",
+                                    found=f"{model.params['path']} with {vocab} tokens (config.json)"))
     return issues
 
 

@@ -99,8 +99,9 @@ def save_role(
     atomic_write_json(out / "history.json", result.history)
     final = {k: v for k, v in result.final.items()
              if k.startswith("val_") or k.startswith("train_") or k == "kept_epoch"}
+    note = getattr(model, "vocab_note", None)  # a padded embedding whose logits are cut (hf_causal_lm)
     return write_manifest(out, kind=role, content=[MODEL_FILE], parents=parents, spec=spec_section,
-                          metrics=final, root=layout.root)
+                          metrics=final, root=layout.root, extra={"vocabulary": note} if note else None)
 
 
 def resolve_auto(spec: PipelineSpec) -> PipelineSpec:
