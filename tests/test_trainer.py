@@ -377,3 +377,41 @@ def test_validation_of_a_language_model_is_chunked_to_the_logits_budget(monkeypa
     gpt2 = build_model("decoder", {"layers": 1, "width": 16, "heads": 2}, (1024,), 32768)
     assert rows_per_pass(gpt2, torch.zeros(600, 1024, dtype=torch.long), cpu, 512) == 2  # 2 x 1024 x 32K = 256 MiB
     assert rows_per_pass(shipped, torch.zeros(600, 64), cpu, 512) == 512  # a classifier's float inputs: not probed
+
+
+@pytest.mark.parametrize("method", ["ce", "fkl", "rkl", "jsd", "tvd", "skl", "akl"])
+def test_accumulated_micro_batches_equal_one_batch_in_float64(method):
+    """``accumulate: 4`` over micro-batches of 4 windows (4, 4, 4 and a last one of 2) takes the
+    optimizer step of one batch of 14: each micro-batch's mean loss is weighted by its share of
+    the step's tokens, so unequal micro-batches count per token, as one batch does (a plain mean
+    of the four means would weight the last two windows double)."""
+    from autokd.data.prepare import Split
+    from autokd.models.registry import build_model
+    from autokd.train.lm_objective import LMDistillObjective
+    from autokd.train.trainer import CrossEntropyObjective, train
+
+    vocab, context, n = 40, 8, 14
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, vocab, (n, context), generator=g)
+    split = Split(x=x, y=torch.roll(x, -1, dims=1), index=torch.arange(n))
+    torch.manual_seed(3)
+    teacher = build_model("decoder", {"layers": 1, "width": 16, "heads": 2}, (context,), vocab).double()
+
+    def run(batch_size: int, accumulate: int):
+        torch.manual_seed(1)
+        model = build_model("decoder", {"layers": 1, "width": 16, "heads": 2, "dropout": 0.0}, (context,),
+                            vocab).double()
+        objective = (CrossEntropyObjective() if method == "ce"
+                     else LMDistillObjective(method, {}, 0.5, teacher=teacher))
+        cfg = TrainSpec(epochs=1, batch_size=batch_size, accumulate=accumulate, optimizer="sgd", momentum=0.0,
+                        lr=0.5, weight_decay=0.0, schedule="constant")
+        train(model, split, split, cfg, objective, device=torch.device("cpu"), progress=False)
+        return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+    torch.manual_seed(1)
+    start = torch.cat([p.detach().reshape(-1) for p in build_model(
+        "decoder", {"layers": 1, "width": 16, "heads": 2, "dropout": 0.0}, (context,), vocab).double().parameters()])
+    one, four = run(14, 1), run(4, 4)
+    moved = (one - start).abs().max().item()
+    assert moved > 1e-3  # the step moved the weights
+    assert (one - four).abs().max().item() <= 1e-6 * moved

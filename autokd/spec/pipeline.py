@@ -68,6 +68,9 @@ class TrainSpec(Strict):
     warmup_epochs: int = Field(0, ge=0, description="linear learning-rate warm-up")
     epochs: PositiveInt = 40
     batch_size: PositiveInt = 64
+    accumulate: PositiveInt = Field(
+        1, description="micro-batches (of batch_size) per optimizer step; each one's loss is weighted by its share "
+        "of the step's loss tokens (samples for a classifier), so a step equals one batch of batch_size x accumulate")
     seed: int = 0
     grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this value")
     keep: Literal["last", "best"] = Field(

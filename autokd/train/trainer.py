@@ -130,6 +130,18 @@ def evaluate_split(model: nn.Module, split: Split, device: torch.device, batch_s
     return {"loss": total_loss / count, "accuracy": correct / count}
 
 
+def accumulated(batches, k: int):
+    """Lists of ``k`` consecutive batches (the last of an epoch may hold fewer): one optimizer step each."""
+    group: list[Batch] = []
+    for batch in batches:
+        group.append(batch)
+        if len(group) == k:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
 def fingerprint(*parts: Any) -> str:
     """A stable hash of JSON-able run descriptions (guards a resume against a changed spec)."""
     text = json.dumps(parts, sort_keys=True, default=str)
@@ -291,32 +303,37 @@ def train(
             objective.train()
             sum_loss, seen = 0.0, 0
             sum_correct = torch.zeros((), dtype=torch.long, device=device)  # read once an epoch (no sync a step)
-            for step, batch in enumerate(batches):
-                batch = Batch(batch.x.to(device), batch.y.to(device), batch.idx, batch.augmented)
-                with autocast(device, amp):
-                    loss, logits, parts = objective(model, batch)
-                value = loss.item()
-                if not math.isfinite(value):
-                    raise NonFiniteLossError(epoch, step, value, {k: float(v) for k, v in parts.items()})
+            step = 0  # micro-batches seen this epoch
+            for group in accumulated(batches, cfg.accumulate):
+                micro = [Batch(b.x.to(device), b.y.to(device), b.idx, b.augmented) for b in group]
+                total = sum(b.y.numel() for b in micro)  # the step's loss tokens (samples for a classifier)
                 optimizer.zero_grad(set_to_none=True)
+                for batch in micro:
+                    with autocast(device, amp):
+                        loss, logits, parts = objective(model, batch)
+                    value = loss.item()
+                    if not math.isfinite(value):
+                        raise NonFiniteLossError(epoch, step, value, {k: float(v) for k, v in parts.items()})
+                    n = batch.y.numel()  # samples, or tokens for a language model
+                    # a micro-batch's mean loss weighted by its share of the step's tokens: the step's mean
+                    share = loss if len(micro) == 1 else loss * (n / total)
+                    (scaler.scale(share) if scaler is not None else share).backward()
+                    sum_loss += value * n
+                    if not batch.y.is_floating_point():  # class or token targets (a regression has none)
+                        sum_correct += count_correct(logits.detach(), batch.y)
+                    seen += n
+                    step += 1
+                    bar.step()
                 if scaler is not None:
-                    scaler.scale(loss).backward()
                     if cfg.grad_clip:
                         scaler.unscale_(optimizer)
                         torch.nn.utils.clip_grad_norm_(clipped, cfg.grad_clip)
                     scaler.step(optimizer)
                     scaler.update()
                 else:
-                    loss.backward()
                     if cfg.grad_clip:
                         torch.nn.utils.clip_grad_norm_(clipped, cfg.grad_clip)
                     optimizer.step()
-                n = batch.y.numel()  # samples, or tokens for a language model
-                sum_loss += value * n
-                if not batch.y.is_floating_point():  # class or token targets (a regression has none)
-                    sum_correct += count_correct(logits.detach(), batch.y)
-                seen += n
-                bar.step()
             rec = {
                 "epoch": epoch + 1,
                 "lr": lr,
