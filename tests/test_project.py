@@ -106,6 +106,21 @@ def test_update_adds_the_dvc_file_of_a_chain_the_user_added(tmp_path, monkeypatc
     printed = CliRunner().invoke(app, ["chain", "dvc", "pipelines/takd.yaml"])
     assert printed.exit_code == 0 and yaml.safe_load(printed.output)["stages"] == stages
 
+    # a comparison spec in a folder of pipelines/: its dvc.yaml beside it (the spec is its vars)
+    (tmp_path / "pipelines" / "compare").mkdir()
+    (tmp_path / "pipelines" / "compare" / "methods.yaml").write_text(
+        (REPO / "pipelines" / "compare" / "methods.yaml").read_text())
+    result = _init(tmp_path, "--update")
+    assert result.exit_code == 0 and "pipelines/compare/dvc.yaml" in result.output, result.output
+    compare = yaml.safe_load((tmp_path / "pipelines" / "compare" / "dvc.yaml").read_text())
+    assert compare["vars"] == ["methods.yaml"]
+    for name, stage in compare["stages"].items():
+        assert not any(d.startswith("autokd/") for d in stage["deps"]), name
+        assert name == "aggregate" or ".autokd/code.json" in stage["deps"], name
+    dag = subprocess.run(["dvc", "dag", "--md", "pipelines/compare/dvc.yaml:aggregate"], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert dag.returncode == 0 and "distill@kd-0" in dag.stdout, dag.stderr
+
     (tmp_path / "pipelines" / "bad.yaml").write_text("name: bad\nsteps: [{name: s, distill: {method: nope}}]\n")
     result = _init(tmp_path, "--update")  # a relative DIR would do too: the cwd is the project
     assert result.exit_code == 2 and "pipelines/bad.yaml" in result.output and "Traceback" not in result.output

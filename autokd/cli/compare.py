@@ -171,12 +171,18 @@ def aggregate_tuned(spec: Path = SPEC_OPT, root: Path = ROOT_OPT) -> None:
 
 
 @app.command("dvc")
-def dvc_file(spec: Path = SPEC_OPT, root: Path = ROOT_OPT) -> None:
+def dvc_file(spec: Path = SPEC_OPT, root: Path = ROOT_OPT,
+             code: str = typer.Option("auto", help="the stages' code dependency: source (autokd/ folders of this "
+                                      "checkout), installed (.autokd/code.json), auto (source where the repo holds "
+                                      "autokd's source)")) -> None:
     """Print the comparison's DVC file: autokd compare dvc > pipelines/compare/dvc.yaml."""
     from autokd.spec.document import load_yaml
+    from autokd.stages.dvcgen import code_mode
     from autokd.stages.dvcgen_studies import compare_dvc_text
 
+    if code not in ("auto", "source", "installed"):
+        fail(f"--code {code!r}: expected auto, source or installed", 2)
     s = _spec(spec, root)
     pipeline = root / s.pipeline
     raw = guard(load_yaml, pipeline) if pipeline.exists() else None
-    typer.echo(compare_dvc_text(spec.as_posix(), s.pipeline, raw), nl=False)
+    typer.echo(compare_dvc_text(spec.as_posix(), s.pipeline, raw, code_mode(".") if code == "auto" else code), nl=False)

@@ -171,6 +171,32 @@ def chain_dvc_files(root: Path, main_spec: str) -> dict[str, str]:
     return files
 
 
+def compare_dvc_files(root: Path) -> dict[str, str]:
+    """``pipelines/<folder>/dvc.yaml`` next to every comparison spec in a folder of ``pipelines/``
+    (a spec with ``methods:`` and ``pipeline:``, e.g. a copy of this repository's
+    ``pipelines/compare/methods.yaml``; its DVC file reads it as ``vars``, so it sits beside it),
+    on the installed code; a comparison spec that does not validate is a :class:`ProjectError`."""
+    from autokd.spec.document import load_yaml
+    from autokd.spec.errors import SpecError
+    from autokd.stages.compare_spec import load_compare_spec
+    from autokd.stages.dvcgen_studies import compare_dvc_text
+
+    files: dict[str, str] = {}
+    for path in sorted((root / "pipelines").glob("*/*.yaml")):
+        rel = path.relative_to(root).as_posix()
+        raw = load_yaml(path)
+        if not isinstance(raw, dict) or "methods" not in raw or "pipeline" not in raw:
+            continue
+        try:
+            spec = load_compare_spec(path, root=root)
+        except SpecError as exc:
+            raise ProjectError(f"the comparison spec {rel} does not validate:\n{exc}") from None
+        pipeline = root / spec.pipeline
+        files[f"{path.parent.relative_to(root).as_posix()}/dvc.yaml"] = compare_dvc_text(
+            rel, spec.pipeline, load_yaml(pipeline) if pipeline.exists() else None, code="installed")
+    return files
+
+
 def init_project(root: str | Path, task: str = "classify", data: str | None = None, name: str | None = None,
                  force: bool = False, update: bool = False, git: bool = True) -> InitResult:
     """Make (or, with ``update``, refresh) the project at ``root``; see the module doc."""
@@ -206,7 +232,9 @@ def init_project(root: str | Path, task: str = "classify", data: str | None = No
         spec_rel: render_pipeline(task, name, data_keys),
         f"search_spaces/{name}.yaml": render_search_space(task, name, data_keys),
         ".gitignore": "\n".join(IGNORES) + "\n",
-        ".dvcignore": "# search results (Ray/Optuna files; trials are recorded as DVC experiments)\n/searches/\n",
+        ".dvcignore": ("# search results (Ray/Optuna files; trials are recorded as DVC experiments), but the\n"
+                       "# comparison's tuned searches, outputs of its tune stage (pipelines/compare/dvc.yaml)\n"
+                       "/searches/*\n!/searches/compare\n"),
         "README.md": project_readme(task, name),
     }
     result = InitResult(root)
@@ -222,7 +250,8 @@ def init_project(root: str | Path, task: str = "classify", data: str | None = No
         hashes[rel] = _sha(text)
         result.written.append(rel)
 
-    chains = chain_dvc_files(root, spec_rel) if (root / "pipelines").is_dir() else {}  # checked before writing
+    studies = ({**chain_dvc_files(root, spec_rel), **compare_dvc_files(root)}  # checked before writing
+               if (root / "pipelines").is_dir() else {})
     for rel, text in files.items():
         put(rel, text)
     from autokd.spec.errors import SpecError
@@ -234,7 +263,7 @@ def init_project(root: str | Path, task: str = "classify", data: str | None = No
     hashes.pop("dvc.yaml", None)  # dvc.yaml is merged, not kept: the user's stages survive regeneration
     atomic_write_text(root / "dvc.yaml", dvc)
     result.written.append("dvc.yaml")
-    for rel, text in chains.items():  # a chain's file: regenerated unless the user changed it
+    for rel, text in studies.items():  # a chain's or comparison's file: regenerated unless the user changed it
         put(rel, text)
     record = {"task": task, "name": name, "data": data, "files": hashes, "stages": ours}
     record_path.parent.mkdir(exist_ok=True)
