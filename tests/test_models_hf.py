@@ -95,24 +95,29 @@ def test_spec_names_both_vocabularies(hf_folder, tmp_path):
         load_lm_spec(path)
 
 
+def _hf_teacher_spec(hf_folder, teacher_train, method: str) -> dict:
+    """A tiny LM pipeline with the folder as teacher (its tokenizer, trained here on pydoc text)."""
+    from autokd.data.text.corpus import pydoc_documents
+    from autokd.data.text.tokenizer import train_bpe
+
+    train_bpe(pydoc_documents(4096)[0][:8], VOCAB).save(str(hf_folder / "tokenizer.json"))
+    return {"task": "lm",
+            "data": {"max_documents": 12, "holdout_every": 4, "context": CONTEXT,
+                     "tokenizer": {"kind": "file", "path": str(hf_folder)}},
+            "teacher": {"model": {"name": "hf_causal_lm", "params": {"path": str(hf_folder)}}, "train": teacher_train},
+            "student": {"model": {"name": "decoder", "params": {"layers": 1, "width": 16, "heads": 2}},
+                        "train": {"epochs": 1, "batch_size": 16}},
+            "distill": {"method": method, "top_k": 8},
+            "evaluate": {"prompts": 4, "prompt_tokens": 8, "new_tokens": 8, "speed": False},
+            "runtime": {"device": "cpu", "num_threads": 1}}
+
+
 @pytest.mark.slow
 def test_distill_a_decoder_from_an_hf_teacher(hf_folder, tmp_path, monkeypatch):
     """The pipeline with an HF teacher: its folder's tokenizer, fine-tuned, cached, distilled."""
-    from autokd.data.text.corpus import pydoc_documents
-    from autokd.data.text.tokenizer import train_bpe
     from autokd.stages.lm import LM_STAGES, run_lm_stage
 
-    train_bpe(pydoc_documents(4096)[0][:8], VOCAB).save(str(hf_folder / "tokenizer.json"))
-    spec = {"task": "lm",
-            "data": {"max_documents": 12, "holdout_every": 4, "context": CONTEXT,
-                     "tokenizer": {"kind": "file", "path": str(hf_folder)}},
-            "teacher": {"model": {"name": "hf_causal_lm", "params": {"path": str(hf_folder)}},
-                        "train": {"epochs": 1, "batch_size": 16}},
-            "student": {"model": {"name": "decoder", "params": {"layers": 1, "width": 16, "heads": 2}},
-                        "train": {"epochs": 1, "batch_size": 16}},
-            "distill": {"method": "jsd", "top_k": 8},
-            "evaluate": {"prompts": 4, "prompt_tokens": 8, "new_tokens": 8, "speed": False},
-            "runtime": {"device": "cpu", "num_threads": 1}}
+    spec = _hf_teacher_spec(hf_folder, {"epochs": 1, "batch_size": 16}, "jsd")
     (tmp_path / "lm.yaml").write_text(yaml.safe_dump(spec))
     monkeypatch.chdir(tmp_path)
     for stage in LM_STAGES:
@@ -128,20 +133,9 @@ def test_a_pretrained_teacher_is_used_as_it_is(hf_folder, tmp_path, monkeypatch)
     from typer.testing import CliRunner
 
     from autokd.cli import app
-    from autokd.data.text.corpus import pydoc_documents
-    from autokd.data.text.tokenizer import train_bpe
     from autokd.stages.lm import run_lm_stage
 
-    train_bpe(pydoc_documents(4096)[0][:8], VOCAB).save(str(hf_folder / "tokenizer.json"))
-    spec = {"task": "lm",
-            "data": {"max_documents": 12, "holdout_every": 4, "context": CONTEXT,
-                     "tokenizer": {"kind": "file", "path": str(hf_folder)}},
-            "teacher": {"model": {"name": "hf_causal_lm", "params": {"path": str(hf_folder)}}, "train": None},
-            "student": {"model": {"name": "decoder", "params": {"layers": 1, "width": 16, "heads": 2}},
-                        "train": {"epochs": 1, "batch_size": 16}},
-            "distill": {"method": "fkl", "top_k": 8},
-            "evaluate": {"prompts": 4, "prompt_tokens": 8, "new_tokens": 8, "speed": False},
-            "runtime": {"device": "cpu", "num_threads": 1}}
+    spec = _hf_teacher_spec(hf_folder, None, "fkl")
     (tmp_path / "lm.yaml").write_text(yaml.safe_dump(spec))
     monkeypatch.chdir(tmp_path)
     for stage in ("prepare", "train_teacher", "cache_teacher"):
