@@ -379,21 +379,31 @@ def test_validation_of_a_language_model_is_chunked_to_the_logits_budget(monkeypa
     assert rows_per_pass(shipped, torch.zeros(600, 64), cpu, 512) == 512  # a classifier's float inputs: not probed
 
 
+@pytest.mark.parametrize("masked", [False, True], ids=["all-tokens", "completion-masks"])
 @pytest.mark.parametrize("method", ["ce", "fkl", "rkl", "jsd", "tvd", "skl", "akl"])
-def test_accumulated_micro_batches_equal_one_batch_in_float64(method):
+def test_accumulated_micro_batches_equal_one_batch_in_float64(method, masked):
     """``accumulate: 4`` over micro-batches of 4 windows (4, 4, 4 and a last one of 2) takes the
     optimizer step of one batch of 14: each micro-batch's mean loss is weighted by its share of
     the step's tokens, so unequal micro-batches count per token, as one batch does (a plain mean
-    of the four means would weight the last two windows double)."""
+    of the four means would weight the last two windows double). With chat data's loss masks
+    (16 windows, window i's first i mod 8 targets ignored, so the micro-batches hold 12 to 20
+    loss tokens), 4 micro-batches x accumulate 4 equal one batch of 16: the share is of the
+    step's *loss* tokens, for CE and every divergence (the accumulation bug TRL users hit)."""
     from autokd.data.prepare import Split
     from autokd.models.registry import build_model
     from autokd.train.lm_objective import LMDistillObjective
     from autokd.train.trainer import CrossEntropyObjective, train
 
-    vocab, context, n = 40, 8, 14
+    vocab, context, n = 40, 8, (16 if masked else 14)
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, vocab, (n, context), generator=g)
-    split = Split(x=x, y=torch.roll(x, -1, dims=1), index=torch.arange(n))
+    y = torch.roll(x, -1, dims=1)
+    if masked:
+        y[torch.arange(context)[None, :] < (torch.arange(n) % context)[:, None]] = -100
+        shuffled = torch.randperm(n, generator=torch.Generator().manual_seed(0))  # epoch 0, seed 0: the order
+        per_micro = [int((y[shuffled[i:i + 4]] != -100).sum()) for i in range(0, n, 4)]
+        assert len(set(per_micro)) > 1  # the micro-batches' loss tokens differ
+    split = Split(x=x, y=y, index=torch.arange(n))
     torch.manual_seed(3)
     teacher = build_model("decoder", {"layers": 1, "width": 16, "heads": 2}, (context,), vocab).double()
 
@@ -411,7 +421,7 @@ def test_accumulated_micro_batches_equal_one_batch_in_float64(method):
     torch.manual_seed(1)
     start = torch.cat([p.detach().reshape(-1) for p in build_model(
         "decoder", {"layers": 1, "width": 16, "heads": 2, "dropout": 0.0}, (context,), vocab).double().parameters()])
-    one, four = run(14, 1), run(4, 4)
+    one, four = run(n, 1), run(4, 4)
     moved = (one - start).abs().max().item()
     assert moved > 1e-3  # the step moved the weights
     assert (one - four).abs().max().item() <= 1e-6 * moved

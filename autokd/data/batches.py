@@ -18,12 +18,33 @@ import torch.nn.functional as F
 from autokd.spec.pipeline import AugmentSpec
 
 
+IGNORE = -100  # a token target no loss counts (F.cross_entropy's ignore_index)
+
+
 @dataclass
 class Batch:
     x: torch.Tensor
     y: torch.Tensor
     idx: torch.Tensor  # positions in the split
     augmented: bool = False
+    segments: torch.Tensor | None = None  # packed chat windows: the example of each position
+
+    def to(self, device) -> "Batch":
+        """Inputs, targets and segments on ``device`` (the positions stay where they are: caches index by them)."""
+        seg = None if self.segments is None else self.segments.to(device)
+        return Batch(self.x.to(device), self.y.to(device), self.idx, self.augmented, seg)
+
+    @property
+    def model_kwargs(self) -> dict:
+        """What a language model's forward needs beside the ids (``segments`` of packed windows)."""
+        return {} if self.segments is None else {"segments": self.segments}
+
+
+def loss_count(y: torch.Tensor) -> int:
+    """The targets a loss counts: every sample of a classifier, every token target but :data:`IGNORE`."""
+    if y.is_floating_point():
+        return int(y.numel())
+    return int((y != IGNORE).sum())
 
 
 class Augmenter:
@@ -72,8 +93,9 @@ class BatchIterator:
         seed: int = 0,
         augment: AugmentSpec | None = None,
         drop_last: bool = False,
+        segments: torch.Tensor | None = None,
     ):
-        self.x, self.y = x, y
+        self.x, self.y, self.segments = x, y, segments
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
@@ -100,4 +122,5 @@ class BatchIterator:
             x = self.x[idx]
             if aug is not None:
                 x = aug(x, gen)
-            yield Batch(x=x, y=self.y[idx], idx=idx, augmented=aug is not None)
+            seg = None if self.segments is None else self.segments[idx]
+            yield Batch(x=x, y=self.y[idx], idx=idx, augmented=aug is not None, segments=seg)

@@ -31,6 +31,7 @@ class Split:
     x: torch.Tensor
     y: torch.Tensor
     index: torch.Tensor  # position in the source dataset (for lineage and debugging)
+    segments: torch.Tensor | None = None  # packed chat windows: the example of each position (0: padding)
 
     def __len__(self) -> int:
         return int(self.y.shape[0])

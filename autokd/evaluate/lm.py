@@ -12,7 +12,9 @@
   (wall time: these live in the uncached metrics file only); ``params``.
 
 Prompts are the first ``prompt_tokens`` of evenly spaced test windows; sampling uses a seeded
-generator, so everything but the speeds is the same on every run.
+generator, so everything but the speeds is the same on every run. On chat data the per-token
+figures count the targets the loss counts (``data.loss_on``: completion tokens by default), and
+packed windows run with their segments.
 """
 
 from __future__ import annotations
@@ -25,18 +27,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from autokd.data.batches import IGNORE
 from autokd.data.prepare import Split
 from autokd.evaluate.timing import torch_threads
 from autokd.models import count_params
 from autokd.utils.chunks import rows_per_pass
 
 
+def _kwargs(split: Split, start: int, stop: int, device: torch.device) -> dict:
+    """A packed split's segments for rows ``start:stop`` (nothing for unpacked windows)."""
+    return {} if split.segments is None else {"segments": split.segments[start:stop].to(device)}
+
+
 @torch.no_grad()
-def _logits_batches(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int):
+def _logits_batches(model: nn.Module, split: Split, device: torch.device, batch_size: int):
     model.eval().to(device)
-    batch_size = rows_per_pass(model, x, device, batch_size)  # bounded logits at a large vocabulary or context
-    for start in range(0, len(x), batch_size):
-        yield start, model(x[start:start + batch_size].to(device)).float()
+    batch_size = rows_per_pass(model, split.x, device, batch_size)  # bounded logits at a large vocabulary or context
+    for start in range(0, len(split.x), batch_size):
+        stop = start + batch_size
+        yield start, stop, model(split.x[start:stop].to(device), **_kwargs(split, start, stop, device)).float()
 
 
 @torch.no_grad()
@@ -61,16 +70,24 @@ def teacher_agreement_many(students: dict[str, nn.Module], teacher: nn.Module, s
     for start in range(0, len(split.x), batch_size):
         x = split.x[start:start + batch_size].to(device)
         y = split.y[start:start + batch_size].to(device)
-        t_logits = teacher(x).float()
+        kw = _kwargs(split, start, start + batch_size, device)
+        keep = y != IGNORE  # chat data: the completion tokens (all of them for plain text)
+        masked = not bool(keep.all())
+        t_logits = teacher(x, **kw).float()
+        if masked:
+            t_logits = t_logits[keep]
         t_top, log_p = t_logits.argmax(-1), F.log_softmax(t_logits, -1)
         for name, model in students.items():
-            s_logits = model(x).float()
+            s_logits = model(x, **kw).float()
+            if masked:
+                s_logits = s_logits[keep]
             v = s_logits.shape[-1]
             acc = sums[name]
-            acc[0] += F.cross_entropy(s_logits.reshape(-1, v), y.reshape(-1), reduction="sum").item()
+            acc[0] += F.cross_entropy(s_logits.reshape(-1, v), y[keep].reshape(-1) if masked else y.reshape(-1),
+                                      reduction="sum").item()
             acc[1] += (s_logits.argmax(-1) == t_top).sum().item()
             acc[2] += F.kl_div(F.log_softmax(s_logits, -1), log_p, reduction="sum", log_target=True).item()
-        count += y.numel()
+        count += int(keep.sum())
     return {name: {"nll": nll / count, "top1_agreement": agree / count, "kl_to_teacher": kl / count}
             for name, (nll, agree, kl) in sums.items()}
 
@@ -160,10 +177,10 @@ def lm_metrics(student: nn.Module, teacher: nn.Module | None, split: Split, *, b
         out.update(agreement if agreement is not None else teacher_agreement(student, teacher, split, device))
     else:
         nll = count = 0.0
-        for start, logits in _logits_batches(student, split.x, device, 32):
-            y = split.y[start:start + 32].to(device)
+        for start, stop, logits in _logits_batches(student, split, device, 32):
+            y = split.y[start:stop].to(device)
             nll += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum").item()
-            count += y.numel()
+            count += int((y != IGNORE).sum())
         out["nll"] = nll / count
     out["perplexity"] = math.exp(out["nll"])
     out["bits_per_byte"] = out["nll"] / math.log(2) / bytes_per_token

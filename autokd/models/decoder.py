@@ -3,7 +3,8 @@
 A GPT-style stack: token + learned position embeddings, ``layers`` pre-LayerNorm blocks
 (causal multi-head self-attention, then an MLP of ``mlp_ratio × width``), a final LayerNorm and
 a vocabulary head (tied to the token embedding with ``tied_embeddings``). ``forward(idx)`` maps token ids
-``(B, T)`` to next-token logits ``(B, T, V)``.
+``(B, T)`` to next-token logits ``(B, T, V)``; ``forward(idx, segments=s)`` runs packed windows
+(:mod:`autokd.models.segments`: positions restart and attention stays within each example).
 
 Initialisation: linear layers N(0, 0.02), residual projections scaled by 1/√(2·layers) (GPT-2);
 embeddings N(0, 1) (PyTorch's default) unless tied to the head, where they stay N(0, 0.02). On
@@ -41,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
 from autokd.models.registry import ModelBuildError, register_model
+from autokd.models.segments import segment_mask, segment_positions
 
 KVCache = list[tuple[Tensor, Tensor]]
 
@@ -75,7 +77,9 @@ class CausalSelfAttention(nn.Module):
         self.q, self.k, self.v, self.probs = nn.Identity(), nn.Identity(), nn.Identity(), nn.Identity()
         self.keep_probs = False
 
-    def forward(self, x: Tensor, cache: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def forward(self, x: Tensor, cache: tuple[Tensor, Tensor] | None = None,
+                mask: Tensor | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """``mask`` ``(B, 1, T, T)``: packed windows' attention (:func:`autokd.models.segments.segment_mask`)."""
         b, t, d = x.shape
         q, k, v = self.qkv(x).split(d, dim=-1)
         q, k, v = (z.view(b, t, self.heads, self.head_dim).transpose(1, 2) for z in (q, k, v))
@@ -84,11 +88,16 @@ class CausalSelfAttention(nn.Module):
             k = torch.cat([cache[0], k], dim=2)
             v = torch.cat([cache[1], v], dim=2)
         past = k.shape[2] - t
+        if mask is not None and past:
+            raise ValueError("decoder: packed segments are for whole windows, not for cached generation")
         if self.keep_probs or self.probs._forward_hooks:  # explicit when asked for, or when a hook reads them
             scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)
             allowed = torch.ones(t, k.shape[2], dtype=torch.bool, device=x.device).tril(diagonal=past)
+            allowed = allowed if mask is None else mask
             probs = self.probs(scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1))
             y = probs @ v
+        elif mask is not None:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         elif past == 0:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:  # new positions attend to everything cached and causally among themselves
@@ -107,8 +116,9 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(p.width)
         self.mlp = nn.Sequential(nn.Linear(p.width, hidden), nn.GELU(), nn.Linear(hidden, p.width), nn.Dropout(p.dropout))
 
-    def forward(self, x: Tensor, cache: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        a, new_cache = self.attn(self.ln1(x), cache)
+    def forward(self, x: Tensor, cache: tuple[Tensor, Tensor] | None = None,
+                mask: Tensor | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        a, new_cache = self.attn(self.ln1(x), cache, mask)
         x = x + a
         return x + self.mlp(self.ln2(x)), new_cache
 
@@ -146,28 +156,33 @@ class DecoderLM(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def run(self, idx: Tensor, cache: KVCache | None = None) -> tuple[Tensor, KVCache, "OrderedDict[str, Tensor]"]:
+    def run(self, idx: Tensor, cache: KVCache | None = None, segments: Tensor | None = None
+            ) -> tuple[Tensor, KVCache, "OrderedDict[str, Tensor]"]:
         """Logits, the updated key/value cache and the feature aliases for ids ``idx`` that follow
-        the ``cache``'s positions."""
+        the ``cache``'s positions; ``segments`` (packed windows): positions and attention per example."""
         if idx.dim() != 2:
             raise ValueError(f"decoder: token ids must be (batch, seq), got shape {tuple(idx.shape)}")
         start = cache[0][0].shape[2] if cache else 0
         t = idx.shape[1]
         if start + t > self.context:
             raise ValueError(f"decoder: {start + t} positions exceed the context of {self.context}")
-        pos = torch.arange(start, start + t, device=idx.device)
+        mask = None
+        if segments is not None:
+            pos, mask = segment_positions(segments), segment_mask(segments)
+        else:
+            pos = torch.arange(start, start + t, device=idx.device)
         x = self.drop(self.tok(idx) + self.pos(pos))
         feats: OrderedDict[str, Tensor] = OrderedDict(embed=x)
         new_cache: KVCache = []
         for i, block in enumerate(self.blocks):
-            x, kv = block(x, cache[i] if cache else None)
+            x, kv = block(x, cache[i] if cache else None, mask)
             new_cache.append(kv)
             feats[f"block{i}"] = x
         feats["layers"] = torch.stack(list(feats.values()), dim=1)
         return self.head(self.ln_f(x)), new_cache, feats
 
-    def forward(self, idx: Tensor, return_features: bool = False):
-        logits, _, feats = self.run(idx)
+    def forward(self, idx: Tensor, return_features: bool = False, segments: Tensor | None = None):
+        logits, _, feats = self.run(idx, segments=segments)
         return (logits, feats) if return_features else logits
 
     @torch.no_grad()

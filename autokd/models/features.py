@@ -85,7 +85,7 @@ def _submodule(model: nn.Module, name: str) -> nn.Module | None:
         return None
 
 
-def _run(model: nn.Module, x: torch.Tensor, paths: Iterable[str], keep) -> tuple[torch.Tensor, dict[str, Any]]:
+def _run(model: nn.Module, x: torch.Tensor, paths: Iterable[str], keep, **kwargs) -> tuple[torch.Tensor, dict[str, Any]]:
     """``model(x)`` (with aliases when it has them), ``keep(name, output)`` called by a hook on
     each module in ``paths``; every hook is removed before returning."""
     handles = []
@@ -95,20 +95,21 @@ def _run(model: nn.Module, x: torch.Tensor, paths: Iterable[str], keep) -> tuple
             if module is not None:
                 handles.append(module.register_forward_hook(lambda _m, _inp, out, _name=name: keep(_name, out)))
         if accepts_return_features(model):
-            out = model(x, return_features=True)
+            out = model(x, return_features=True, **kwargs)
             if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], Mapping):
                 return out[0], dict(out[1])
             return out, {}
-        return model(x), {}
+        return model(x, **kwargs), {}
     finally:
         for h in handles:
             h.remove()
 
 
 def forward_features(
-    model: nn.Module, x: torch.Tensor, names: Iterable[str]
+    model: nn.Module, x: torch.Tensor, names: Iterable[str], **kwargs: Any
 ) -> tuple[torch.Tensor, "OrderedDict[str, torch.Tensor]"]:
-    """The logits of ``model(x)`` and the features ``names`` (aliases or module paths).
+    """The logits of ``model(x, **kwargs)`` and the features ``names`` (aliases or module paths);
+    ``kwargs``: a language model's ``segments`` for packed windows.
 
     Raises ``ValueError`` naming a feature the model does not have (validate names first with
     :func:`feature_shapes`).
@@ -122,7 +123,7 @@ def forward_features(
         # the copy is differentiable, so the feature term still reaches the module
         captured[name] = t.clone() if t is not None else None
 
-    logits, aliases = _run(model, x, names, keep)
+    logits, aliases = _run(model, x, names, keep, **kwargs)
     feats: OrderedDict[str, torch.Tensor] = OrderedDict()
     for name in names:
         t = aliases.get(name)

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from autokd.models.registry import ModelBuildError, register_model
+from autokd.models.segments import segment_positions
 
 
 class HFParams(BaseModel):
@@ -78,8 +79,11 @@ class HFCausalLM(nn.Module):
     def _cut(self, logits: Tensor) -> Tensor:
         return logits[..., :self.vocab_size] if self.vocab_note else logits
 
-    def forward(self, idx: Tensor, return_features: bool = False):
-        out = self.model(input_ids=idx, output_hidden_states=return_features, use_cache=False)
+    def forward(self, idx: Tensor, return_features: bool = False, segments: Tensor | None = None):
+        # packed windows: positions restarting per example, and no attention mask, make transformers
+        # build its block-diagonal causal mask (masking_utils.find_packed_sequence_indices)
+        extra = {} if segments is None else {"position_ids": segment_positions(segments)}
+        out = self.model(input_ids=idx, output_hidden_states=return_features, use_cache=False, **extra)
         if not return_features:
             return self._cut(out.logits)
         hidden = out.hidden_states  # embeddings, then each layer (the last after the final norm in some)

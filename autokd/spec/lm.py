@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, model_serializer, model_validator
 
 from autokd.spec.base import Strict
 from autokd.spec.pipeline import ModelSpec, RoleSpec, RuntimeSpec, TrainSpec
@@ -50,6 +50,18 @@ class TextDataSpec(Strict):
     context: int = Field(128, ge=2, description="tokens per training window (the model's context)")
     max_documents: PositiveInt | None = Field(None, description="keep the first n documents (quick runs)")
     tokenizer: TokenizerSpec = Field(default_factory=TokenizerSpec)
+    format: Literal["text", "chat"] = Field(
+        "text", description="text: documents joined into one stream and cut into windows; chat: conversations "
+        "(.jsonl {prompt, completion} or {messages: [{role, content}, …]}; pydoc_topics: 'Explain the Python "
+        "topic X' → the topic's text), each rendered with the chat template, one example a window unless packed")
+    chat_template: str = Field(
+        "auto", min_length=1, description="chat: auto (the tokenizer folder's chat template, else plain), plain "
+        "(autokd's documented template, autokd.data.text.chat.PLAIN_TEMPLATE), or a .jinja file")
+    loss_on: Literal["completion", "all"] = Field(
+        "completion", description="chat: the tokens CE and every divergence cover: completion (the assistant's "
+        "turns and the closing end-of-text) or all (the whole rendered conversation)")
+    packing: bool = Field(False, description="chat: several examples per window, attention and positions kept "
+                          "per example (no token attends across examples)")
 
     @model_validator(mode="after")
     def _path_for_files(self) -> "TextDataSpec":
@@ -57,7 +69,24 @@ class TextDataSpec(Strict):
             raise ValueError("data.source 'files' needs data.path")
         if self.source == "pydoc_topics" and self.path:
             raise ValueError("data.path is for source 'files'")
+        if self.format == "text" and (self.packing or self.chat_template != "auto" or self.loss_on != "completion"):
+            raise ValueError("data.packing, data.chat_template and data.loss_on are for data.format 'chat' (text "
+                             "windows are already packed, and every token is predicted)")
         return self
+
+    @model_serializer(mode="wrap")
+    def _text_dump(self, handler):
+        """A text spec dumps without the chat keys, so every manifest and lock written before chat
+        data existed keeps its bytes."""
+        out = handler(self)
+        if self.format == "text" and isinstance(out, dict):
+            for key in CHAT_KEYS:
+                out.pop(key, None)
+        return out
+
+
+#: the keys of :class:`TextDataSpec` that only chat data uses (left out of a text spec's dump)
+CHAT_KEYS = ("format", "chat_template", "loss_on", "packing")
 
 
 # ----------------------------------------------------------------------------- the LM pipeline
@@ -189,6 +218,14 @@ class LMPipelineSpec(Strict):
     distill: LMDistillSpec = Field(default_factory=LMDistillSpec)
     evaluate: LMEvaluateSpec = Field(default_factory=LMEvaluateSpec)
     runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
+
+    @model_validator(mode="after")
+    def _packing_without_prompts(self) -> "LMPipelineSpec":
+        if self.data.packing and self.distill.sequence is not None:
+            raise ValueError(f"distill.sequence ({self.distill.sequence.mode}) continues each window's first "
+                             "prompt_tokens, which in a packed window belong to one example of several: set "
+                             "data.packing: false for sequence-level or on-policy KD")
+        return self
 
 
 def is_lm_spec(data: Any) -> bool:

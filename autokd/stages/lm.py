@@ -115,7 +115,7 @@ def cache_teacher(spec: LMPipelineSpec, layout: Layout, progress: bool = True, o
     key = teacher_outputs_key(spec)
     out = Path(out_dir) if out_dir is not None else layout.teacher_outputs
     cache = compute_topk(load_model(teacher_path), data.train.x, spec.distill.top_k, key["temperature"], device,
-                         data.sha256, file_sha256(teacher_path))
+                         data.sha256, file_sha256(teacher_path), segments=data.train.segments)
     out.mkdir(parents=True, exist_ok=True)
     save_topk(out / TOPK_NAME, cache)
     files = [TOPK_NAME]

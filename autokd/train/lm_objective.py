@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from autokd.data.batches import Batch
+from autokd.data.batches import IGNORE, Batch
 from autokd.losses import create as create_loss
 from autokd.losses import get_spec as get_loss_spec
 from autokd.models.features import forward_features
@@ -141,16 +141,20 @@ class LMDistillObjective(nn.Module):
         else:
             self.step += 1
         t_logits = t_feats = None
+        kw = batch.model_kwargs  # packed windows: segments
         if self.teacher is not None and (self.cache is None or self.rep_loss is not None):
             self.teacher.eval()
             self.teacher_calls += 1
             with torch.no_grad():
-                t_logits, t_feats = forward_features(self.teacher, batch.x, self.teacher_features)
+                t_logits, t_feats = forward_features(self.teacher, batch.x, self.teacher_features, **kw)
         if self.student_features:
-            logits, s_feats = forward_features(model, batch.x, self.student_features)
+            logits, s_feats = forward_features(model, batch.x, self.student_features, **kw)
         else:
-            logits, s_feats = model(batch.x), {}
-        return LMView(model, batch, logits, s_feats, t_logits, t_feats)
+            logits, s_feats = model(batch.x, **kw), {}
+        # chat data: the divergences count the targets CE counts (completion tokens), not prompt or padding
+        ignored = batch.y == IGNORE
+        mask = ~ignored if bool(ignored.any()) else None
+        return LMView(model, batch, logits, s_feats, t_logits, t_feats, mask=mask)
 
     def _on_policy_view(self, model: nn.Module, batch: Batch, gen: torch.Generator) -> LMView:
         p = self.sequence.prompt_tokens

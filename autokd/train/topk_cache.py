@@ -73,13 +73,16 @@ class TopKTeacherOutputs:
 
 @torch.no_grad()
 def compute_topk(teacher: nn.Module, inputs: torch.Tensor, k: int, temperature: float, device: torch.device,
-                 data_sha256: str, teacher_sha256: str, batch_size: int = 32) -> TopKTeacherOutputs:
-    """The teacher's top-k at every position of ``inputs`` ``(N, T)`` (eval mode)."""
+                 data_sha256: str, teacher_sha256: str, batch_size: int = 32,
+                 segments: torch.Tensor | None = None) -> TopKTeacherOutputs:
+    """The teacher's top-k at every position of ``inputs`` ``(N, T)`` (eval mode; ``segments``:
+    packed windows, each example seen alone)."""
     teacher.eval().to(device)
     vocab = None
     lps, ids, tails = [], [], []
     for start in range(0, len(inputs), batch_size):
-        logits = teacher(inputs[start:start + batch_size].to(device))
+        kw = {} if segments is None else {"segments": segments[start:start + batch_size].to(device)}
+        logits = teacher(inputs[start:start + batch_size].to(device), **kw)
         vocab = logits.shape[-1]
         sparse = topk_teacher(logits, k, temperature)
         lps.append(sparse.logprobs.half().cpu())

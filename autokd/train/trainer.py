@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autokd.data.batches import Batch, BatchIterator
+from autokd.data.batches import IGNORE, Batch, BatchIterator, loss_count
 from autokd.data.prepare import Split
 from autokd.spec.pipeline import TrainSpec
 from autokd.utils.chunks import rows_per_pass
@@ -60,7 +60,7 @@ class CrossEntropyObjective(nn.Module):
     """Labels only: L = CE(z_s, y) (per sample; per token for a language model's (B, T, V) logits)."""
 
     def forward(self, model: nn.Module, batch: Batch):
-        logits = model(batch.x)
+        logits = model(batch.x, **batch.model_kwargs)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.y.reshape(-1))
         return loss, logits, {"ce": loss.detach()}
 
@@ -100,7 +100,9 @@ def count_correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     if y.is_floating_point() or y.shape != logits.shape[:-1]:
         return (logits.argmax(-1) == y).sum()
     top = logits.amax(-1)
-    hit = (logits.gather(-1, y.long().unsqueeze(-1)).squeeze(-1) == top) | top.isnan()
+    counted = y != IGNORE  # chat data's prompt and padding targets are nobody's prediction
+    target = torch.where(counted, y, torch.zeros_like(y)).long()
+    hit = ((logits.gather(-1, target.unsqueeze(-1)).squeeze(-1) == top) | top.isnan()) & counted
     rows = hit.reshape(-1).nonzero().squeeze(1)
     flat = logits.reshape(-1, logits.shape[-1]).index_select(0, rows)
     return (flat.argmax(-1) == y.reshape(-1).index_select(0, rows)).sum()
@@ -121,11 +123,13 @@ def evaluate_split(model: nn.Module, split: Split, device: torch.device, batch_s
     for start in range(0, len(split), batch_size):
         x = split.x[start : start + batch_size].to(device)
         y = split.y[start : start + batch_size].to(device)
-        logits = model(x).float()
+        kwargs = {} if split.segments is None else {"segments": split.segments[start : start + batch_size].to(device)}
+        logits = model(x, **kwargs).float()
         # (B, K) class logits, or (B, T, V) next-token logits against (B, T) targets: per prediction
+        # (a token target of IGNORE, chat data's prompt and padding, counts nowhere)
         total_loss += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum").item()
         correct += int(count_correct(logits, y))
-        count += y.numel()
+        count += loss_count(y)
     model.train(was)
     return {"loss": total_loss / count, "accuracy": correct / count}
 
@@ -259,7 +263,8 @@ def train(
     # clip what the optimizer updates: the model's parameters and the objective's (adapters)
     clipped = [p for group in optimizer.param_groups for p in group["params"]]
     scaler = grad_scaler(device, amp)
-    batches = BatchIterator(train_split.x, train_split.y, cfg.batch_size, True, cfg.seed, cfg.augment)
+    batches = BatchIterator(train_split.x, train_split.y, cfg.batch_size, True, cfg.seed, cfg.augment,
+                            segments=train_split.segments)
 
     history: list[dict[str, float]] = []
     epoch_seconds: list[float] = []
@@ -305,8 +310,8 @@ def train(
             sum_correct = torch.zeros((), dtype=torch.long, device=device)  # read once an epoch (no sync a step)
             step = 0  # micro-batches seen this epoch
             for group in accumulated(batches, cfg.accumulate):
-                micro = [Batch(b.x.to(device), b.y.to(device), b.idx, b.augmented) for b in group]
-                total = sum(b.y.numel() for b in micro)  # the step's loss tokens (samples for a classifier)
+                micro = [b.to(device) for b in group]
+                total = sum(loss_count(b.y) for b in micro)  # the step's loss tokens (samples for a classifier)
                 optimizer.zero_grad(set_to_none=True)
                 for batch in micro:
                     with autocast(device, amp):
@@ -314,7 +319,7 @@ def train(
                     value = loss.item()
                     if not math.isfinite(value):
                         raise NonFiniteLossError(epoch, step, value, {k: float(v) for k, v in parts.items()})
-                    n = batch.y.numel()  # samples, or tokens for a language model
+                    n = loss_count(batch.y)  # samples, or loss tokens for a language model
                     # a micro-batch's mean loss weighted by its share of the step's tokens: the step's mean
                     share = loss if len(micro) == 1 else loss * (n / total)
                     (scaler.scale(share) if scaler is not None else share).backward()

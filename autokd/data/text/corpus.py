@@ -5,6 +5,11 @@
   order, concatenated and cut into ``block_chars`` blocks, each block a document.
 * ``files``: a ``.txt`` / ``.md`` file (one document) or ``.jsonl`` (one document per line,
   from ``text_field``), or a folder searched recursively for them, sorted by relative path.
+
+With ``data.format: chat`` the documents are conversations (:mod:`autokd.data.text.chat`):
+``pydoc_topics`` gives one per topic ("Explain the Python topic 'X'." → its text), ``files``
+reads ``.jsonl`` files of ``{prompt, completion}`` or ``{messages}`` lines, and a user's source
+returns such records (or message lists).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from autokd.data.readers.base import DataReadError
+from autokd.data.text.chat import as_messages, pydoc_conversations, read_chat_jsonl
 from autokd.data.text.sources import get_corpus, register_corpus
 from autokd.spec.lm import TextDataSpec
 
@@ -28,7 +34,7 @@ SPLITS = ("train", "val", "test")
 class Corpus:
     """Documents per split, and where they came from."""
 
-    documents: dict[str, list[str]]
+    documents: dict[str, list]  # strings, or conversations (data.format: chat)
     info: dict[str, Any] = field(default_factory=dict)
 
     def chars(self, split: str) -> int:
@@ -115,21 +121,55 @@ def split_documents(documents: list[str], holdout_every: int) -> dict[str, list[
     return out
 
 
+def chat_files(path: str | Path, root: str | Path | None = None) -> list[list[dict[str, str]]]:
+    """The conversations of a ``.jsonl`` file, or of a folder's ``.jsonl`` files (sorted by relative path)."""
+    p = Path(path)
+    if not p.is_absolute() and root is not None:
+        p = Path(root) / p
+    if p.is_dir():
+        files = sorted((f for f in p.rglob("*.jsonl") if f.is_file()), key=lambda f: f.relative_to(p).as_posix())
+        if not files:
+            raise DataReadError(f"data.path {str(path)!r}: chat data is .jsonl, and the folder has none")
+    elif p.is_file() and p.suffix.lower() == ".jsonl":
+        files = [p]
+    elif p.exists():
+        raise DataReadError(f"data.path {str(path)!r}: chat data is .jsonl ({{prompt, completion}} or {{messages}} "
+                            f"per line), found a {p.suffix or 'suffix-less'} file")
+    else:
+        raise DataReadError(f"data.path {str(path)!r}: no such file or folder ({p})")
+    out: list[list[dict[str, str]]] = []
+    for f in files:
+        out += read_chat_jsonl(f, f.relative_to(p).as_posix() if p.is_dir() else str(path))
+    return out
+
+
 @register_corpus("pydoc_topics")
-def pydoc_source(spec: TextDataSpec, root: str | Path | None = None) -> tuple[list[str], dict[str, Any]]:
+def pydoc_source(spec: TextDataSpec, root: str | Path | None = None) -> tuple[list, dict[str, Any]]:
+    if spec.format == "chat":
+        convs = pydoc_conversations()
+        return convs, {"source": "pydoc_topics", "python": platform.python_version(), "topics": len(convs)}
     return pydoc_documents(spec.block_chars)
 
 
 @register_corpus("files")
-def files_source(spec: TextDataSpec, root: str | Path | None = None) -> tuple[list[str], dict[str, Any]]:
+def files_source(spec: TextDataSpec, root: str | Path | None = None) -> tuple[list, dict[str, Any]]:
+    if spec.format == "chat":
+        return chat_files(spec.path, root), {"source": "files", "path": spec.path}
     return file_documents(spec.path, spec.text_field, root), {"source": "files", "path": spec.path}
+
+
+def conversations_sha256(conversations: list[list[dict[str, str]]]) -> str:
+    return text_sha256([json.dumps(c, sort_keys=True, ensure_ascii=False) for c in conversations])
 
 
 def load_corpus(spec: TextDataSpec, root: str | Path | None = None) -> Corpus:
     """The spec's documents, split; ``info`` records the source, counts and the content hash."""
     documents, info = get_corpus(spec.source)(spec, root)
     documents = list(documents)
-    if not all(isinstance(d, str) for d in documents):
+    if spec.format == "chat":
+        documents = [as_messages({"messages": d} if isinstance(d, list) else d, f"corpus {spec.source!r}, example {i}")
+                     for i, d in enumerate(documents)]
+    elif not all(isinstance(d, str) for d in documents):
         raise DataReadError(f"corpus {spec.source!r}: documents must be strings")
     if spec.max_documents:
         documents = documents[: spec.max_documents]
@@ -139,5 +179,6 @@ def load_corpus(spec: TextDataSpec, root: str | Path | None = None) -> Corpus:
         raise DataReadError(f"{len(documents)} document(s) leave the {' and '.join(empty)} split empty "
                             f"(every {spec.holdout_every}th document is held out: give at least "
                             f"{spec.holdout_every} documents, or lower data.holdout_every)")
-    info.update(documents={s: len(v) for s, v in splits.items()}, text_sha256=text_sha256(documents))
+    digest = conversations_sha256(documents) if spec.format == "chat" else text_sha256(documents)
+    info.update(documents={s: len(v) for s, v in splits.items()}, text_sha256=digest)
     return Corpus(splits, info)
