@@ -59,9 +59,9 @@ def _resolve(path: str | Path, root: Path) -> Path:
     return p if p.is_absolute() or p.exists() else root / p
 
 
-def open_source(artifact: str | Path, root: str | Path = ".", data: str | Path | None = None) -> Source:
-    """Check and open ``artifact``; :class:`ExportInputError` saying what is wrong."""
-    root = Path(root)
+def open_artifact(artifact: str | Path, root: Path) -> tuple[Path, dict[str, Any], bytes, dict[str, Any]]:
+    """``(folder, manifest, manifest bytes, recipe)`` of a model artifact, checked (the model file
+    matches its manifest); :class:`ExportInputError` saying what is wrong."""
     path = _resolve(artifact, root)
     if not path.is_dir():
         raise ExportInputError(f"{artifact} is not an artifact folder (expected a folder holding "
@@ -88,14 +88,24 @@ def open_source(artifact: str | Path, root: str | Path = ".", data: str | Path |
         recipe = read_recipe(path / MODEL_FILE)
     except Exception as exc:  # noqa: BLE001 (a foreign or damaged safetensors file)
         raise ExportInputError(f"{path / MODEL_FILE} is not an autokd model file: {exc}") from exc
+    return path, manifest, raw, recipe
 
+
+def is_lm_recipe(recipe: dict[str, Any]) -> bool:
     from autokd.models.registry import MODELS
 
     family = MODELS.get(str(recipe.get("name")))
-    if family is not None and family.task == "lm":
-        raise ExportInputError(f"{artifact} is a language model (family {family.name}): autokd export writes "
-                               "classifiers only (onnx, torchscript, safetensors) so far; the language-model "
-                               "student's weights are model.safetensors in that folder")
+    return family is not None and family.task == "lm"
+
+
+def open_source(artifact: str | Path, root: str | Path = ".", data: str | Path | None = None) -> Source:
+    """Check and open ``artifact``; :class:`ExportInputError` saying what is wrong."""
+    root = Path(root)
+    path, manifest, raw, recipe = open_artifact(artifact, root)
+    if is_lm_recipe(recipe):
+        raise ExportInputError(f"{artifact} is a language model (family {recipe['name']}): export it with "
+                               "--format hf (a transformers folder); onnx, torchscript and safetensors exports "
+                               "are for classifiers")
     if data is not None:
         data_path = _resolve(data, root)
     else:
