@@ -156,6 +156,21 @@ class RuntimeSpec(Strict):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
     amp: Literal["auto", "on", "off"] = Field("auto", description="mixed precision: auto = on for CUDA")
     num_threads: PositiveInt | None = Field(None, description="torch CPU threads (None: torch default)")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="training autocast: auto = amp's choice (fp16 on CUDA, fp32 on CPU); bf16 on CPU "
+        "and CUDA; fp16 on CUDA only (with a loss scaler); fp32 none. Weights and optimizer state stay fp32")
+    teacher_precision: Literal["same", "fp32", "bf16", "fp16"] = Field(
+        "same", description="the teacher's weights when it runs during distillation (live, or writing the LM "
+        "top-k cache): same = fp32 weights under the run's autocast; bf16/fp16 halve its memory")
+
+    @model_validator(mode="after")
+    def _one_precision_switch(self) -> "RuntimeSpec":
+        if self.precision != "auto" and self.amp != "auto":
+            raise ValueError(f"runtime.precision ({self.precision}) and runtime.amp ({self.amp}) both set: "
+                             "give precision only (amp is its older on/off form)")
+        if self.device == "cpu" and "fp16" in (self.precision, self.teacher_precision):
+            raise ValueError("fp16 needs CUDA (no loss scaler on a CPU): use bf16 or fp32 with runtime.device cpu")
+        return self
 
 
 class PipelineSpec(Strict):

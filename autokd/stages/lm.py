@@ -28,6 +28,7 @@ from autokd.stages.layout import Layout, LiveLogger
 from autokd.stages.lm_validate import effective_lm_distill
 from autokd.stages.recipe import save_role, setup, train_role
 from autokd.stages.validate import feature_pair_issues, method_params
+from autokd.train.device import teacher_dtype
 from autokd.train.lm_objective import LMDistillObjective
 from autokd.train.sequence import GENERATIONS_NAME, load_generations, save_generations, teacher_generations
 from autokd.train.topk_cache import TOPK_NAME, compute_topk, load_topk, save_topk
@@ -114,7 +115,7 @@ def cache_teacher(spec: LMPipelineSpec, layout: Layout, progress: bool = True, o
     teacher_path = layout.model_dir("teacher") / MODEL_FILE
     key = teacher_outputs_key(spec)
     out = Path(out_dir) if out_dir is not None else layout.teacher_outputs
-    cache = compute_topk(load_model(teacher_path), data.train.x, spec.distill.top_k, key["temperature"], device,
+    cache = compute_topk(load_model(teacher_path).to(dtype=teacher_dtype(spec.runtime, device)), data.train.x, spec.distill.top_k, key["temperature"], device,
                          data.sha256, file_sha256(teacher_path), segments=data.train.segments)
     out.mkdir(parents=True, exist_ok=True)
     save_topk(out / TOPK_NAME, cache)
@@ -204,7 +205,8 @@ def build_lm_objective(spec: LMPipelineSpec, student: torch.nn.Module, data: Pre
         cache = load_topk(outputs / TOPK_NAME)
         cache.check(data.sha256, len(data.train), file_sha256(teacher_path), k=min(d.top_k, data.vocab_size),
                     temperature=teacher_outputs_key(spec)["temperature"])
-    teacher = load_model(teacher_path).to(device) if d.teacher_live or d.on_policy else None
+    teacher = (load_model(teacher_path).to(device, dtype=teacher_dtype(spec.runtime, device))
+               if d.teacher_live or d.on_policy else None)
     pairs, s_shapes, t_shapes, representation = [], None, None, None
     if rep is not None:
         s_layers, t_layers = student.num_layers, teacher.num_layers

@@ -24,18 +24,18 @@ from autokd.spec.pipeline import PipelineSpec, RoleSpec
 from autokd.stages.auto_spec import candidate_distills, is_auto
 from autokd.stages.layout import Layout, LiveLogger
 from autokd.stages.validate import effective_distill, feature_pair_issues, method_params
-from autokd.train.device import configure_threads, resolve_device, seed_everything, use_amp
+from autokd.train.device import autocast_dtype, configure_threads, resolve_device, seed_everything, teacher_dtype
 from autokd.train.distill import DistillObjective
 from autokd.train.teacher_cache import CACHE_NAME, load_teacher_outputs
 from autokd.train.trainer import TrainResult, fingerprint, train
 from autokd.utils.code import training_code_digest
 
 
-def setup(spec: PipelineSpec) -> tuple[torch.device, bool]:
-    """Torch threads, the device and whether AMP is on, from ``spec.runtime``."""
+def setup(spec: PipelineSpec) -> tuple[torch.device, torch.dtype | None]:
+    """Torch threads, the device and the autocast dtype (None: fp32), from ``spec.runtime``."""
     configure_threads(spec.runtime)
     device = resolve_device(spec.runtime)
-    return device, use_amp(spec.runtime, device)
+    return device, autocast_dtype(spec.runtime, device)
 
 
 def build_role_model(role_spec: RoleSpec, data: PreparedData) -> torch.nn.Module:
@@ -66,7 +66,7 @@ def train_role(
     make_objective: Callable[[torch.nn.Module], torch.nn.Module],
     extra_fingerprint: Any,
     device: torch.device,
-    amp: bool,
+    amp: torch.dtype | bool | None,
     progress: bool = True,
 ) -> tuple[torch.nn.Module, TrainResult]:
     """Build ``role``'s model, train it with checkpoints under ``layout`` and DVCLive metrics."""
@@ -150,7 +150,7 @@ def build_distill_objective(
     teacher = None
     need_teacher = kind in ("feature", "relation") or (kind == "logit" and mode == "live")
     if need_teacher:
-        teacher = load_model(teacher_path).to(device)
+        teacher = load_model(teacher_path).to(device, dtype=teacher_dtype(spec.runtime, device))
     pairs = [(p.student, p.teacher, p.weight) for p in spec.distill.features]
     s_shapes = t_shapes = None
     if kind in ("feature", "relation"):

@@ -124,10 +124,15 @@ class DistillObjective(nn.Module):
         teacher = self.teacher
         teacher.eval()
         self.teacher_calls += 1
+        # a teacher in a lower precision (runtime.teacher_precision) takes inputs in its dtype and
+        # gives fp32 outputs (a no-op for an fp32 teacher)
+        dtype = next(teacher.parameters()).dtype
+        x = x.to(dtype) if x.is_floating_point() else x
         with torch.no_grad():
             if features:
-                return forward_features(teacher, x, self.teacher_features)
-            return teacher(x), None
+                logits, feats = forward_features(teacher, x, self.teacher_features)
+                return logits.float(), {k: v.float() for k, v in feats.items()}
+            return teacher(x).float(), None
 
     def teacher_logits(self, batch: Batch) -> torch.Tensor:
         """The teacher's logits: from the cache unless the batch is augmented, else live."""

@@ -147,6 +147,8 @@ class LMDistillObjective(nn.Module):
             self.teacher_calls += 1
             with torch.no_grad():
                 t_logits, t_feats = forward_features(self.teacher, batch.x, self.teacher_features, **kw)
+            # a teacher in a lower precision (runtime.teacher_precision) is compared in fp32
+            t_logits, t_feats = t_logits.float(), {k: v.float() for k, v in t_feats.items()}
         if self.student_features:
             logits, s_feats = forward_features(model, batch.x, self.student_features, **kw)
         else:
@@ -164,7 +166,7 @@ class LMDistillObjective(nn.Module):
         self.teacher.eval()
         self.teacher_calls += 1
         with torch.no_grad():
-            t_logits = self.teacher(x)
+            t_logits = self.teacher(x).float()
         logits = model(x)
         mask = continuation_mask(x.shape[0], x.shape[1], p, x.device)
         view_batch = Batch(x, windows[:, 1:].to(batch.x.device), batch.idx, batch.augmented)

@@ -82,7 +82,7 @@ def compute_topk(teacher: nn.Module, inputs: torch.Tensor, k: int, temperature: 
     lps, ids, tails = [], [], []
     for start in range(0, len(inputs), batch_size):
         kw = {} if segments is None else {"segments": segments[start:start + batch_size].to(device)}
-        logits = teacher(inputs[start:start + batch_size].to(device), **kw)
+        logits = teacher(inputs[start:start + batch_size].to(device), **kw).float()  # a bf16 teacher: fp32 top-k
         vocab = logits.shape[-1]
         sparse = topk_teacher(logits, k, temperature)
         lps.append(sparse.logprobs.half().cpu())

@@ -234,7 +234,7 @@ def train(
     objective: nn.Module,
     *,
     device: torch.device,
-    amp: bool = False,
+    amp: bool | torch.dtype | None = False,
     checkpoint_dir: str | Path | None = None,
     run_fingerprint: str = "",
     name: str = "model",

@@ -99,7 +99,7 @@ def run_trial(params: dict[str, Any], ctx: TrialContext, reporter: Reporter) -> 
     """
     import torch
 
-    from autokd.train.device import resolve_device, use_amp
+    from autokd.train.device import autocast_dtype, resolve_device
     from autokd.train.trainer import NonFiniteLossError, train
 
     task = get_task(ctx.task)
@@ -107,7 +107,7 @@ def run_trial(params: dict[str, Any], ctx: TrialContext, reporter: Reporter) -> 
     threads = spec.runtime.num_threads or max(1, int(ctx.cpus))
     torch.set_num_threads(threads)
     device = resolve_device(spec.runtime)
-    amp = use_amp(spec.runtime, device)
+    amp = autocast_dtype(spec.runtime, device)
     try:
         parts = task.build(spec, Path(ctx.root), ctx.inputs, device)
     except (ValueError, TypeError, KeyError) as exc:
