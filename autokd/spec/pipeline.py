@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, model_serializer, model_validator
 
 from autokd.spec.base import Strict
 
@@ -80,6 +80,36 @@ class TrainSpec(Strict):
         None, description="early stopping: end the run once the validation loss has not improved for this many "
         "epochs (the schedule keeps its full length; use with keep: best)")
     augment: AugmentSpec = Field(default_factory=AugmentSpec)
+    schedule_unit: Literal["epoch", "step"] = Field(
+        "epoch", description="epoch: the schedule and warmup_epochs per epoch; step: per optimizer step, a linear "
+        "warm-up of warmup_steps then the schedule over the run's remaining steps (step_size counts steps)")
+    warmup_steps: int = Field(0, ge=0, description="schedule_unit step: optimizer steps of linear warm-up")
+    checkpoint_every: PositiveInt | None = Field(
+        None, description="also checkpoint every n optimizer steps inside an epoch (a run resumes there, "
+        "bit-identically); epochs always end with a checkpoint")
+
+    @model_validator(mode="after")
+    def _unit_knobs(self) -> "TrainSpec":
+        if self.schedule_unit == "step" and self.warmup_epochs:
+            raise ValueError("train.warmup_epochs is for schedule_unit 'epoch'; give warmup_steps")
+        if self.schedule_unit == "epoch" and self.warmup_steps:
+            raise ValueError("train.warmup_steps is for schedule_unit 'step'")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        """Knobs added after runs were cached are left out of a dump while at their defaults, so
+        every manifest written before them keeps its bytes."""
+        out = handler(self)
+        if isinstance(out, dict):
+            for key, default in LATER_TRAIN_DEFAULTS.items():
+                if key in out and out[key] == default:
+                    del out[key]
+        return out
+
+
+#: TrainSpec keys dumped only when set (``TrainSpec._dump``)
+LATER_TRAIN_DEFAULTS = {"schedule_unit": "epoch", "warmup_steps": 0, "checkpoint_every": None}
 
 
 class ModelSpec(Strict):

@@ -1,14 +1,21 @@
 """The one training loop for every model: teacher, baseline, student and search trials.
 
-- SGD or AdamW; cosine, step or constant schedule with linear warm-up (the learning rate is
-  a pure function of the epoch, so nothing about the schedule needs checkpointing);
-- a checkpoint per epoch (safetensors, atomic) and resume after a crash or Ctrl-C;
+- SGD or AdamW; cosine, step or constant schedule with linear warm-up, per epoch or per
+  optimizer step (:mod:`autokd.train.schedule`: the learning rate is a pure function of the
+  epoch or the global step, so nothing about the schedule needs checkpointing);
+- a checkpoint per epoch, and every ``checkpoint_every`` optimizer steps inside one
+  (safetensors, atomic); a crash or Ctrl-C resumes from the last, bit-identically: a step
+  checkpoint holds the epoch's running sums and the steps done, and the resumed epoch draws
+  its batches again in the same order (and augmentation) and skips those steps;
+- gradient accumulation (``accumulate`` micro-batches a step, each weighted by its share of the
+  step's loss tokens: chat data's ignored targets count nowhere);
 - a NaN/Inf loss stops the run with a message naming the epoch and step;
 - deterministic on CPU: same spec and seed give bit-identical metrics, resumed or not;
 - the history holds no wall times, so two runs write byte-identical artifacts (timings
   live in ``TrainResult.epoch_seconds`` and in the records passed to callbacks);
 - gradient clipping over every parameter the optimizer updates (the objective's too);
-- AMP on CUDA, with the grad scaler's state checkpointed.
+- autocast at ``runtime.precision`` (fp16 on CUDA with the grad scaler's state checkpointed,
+  bf16 on CPU and CUDA).
 """
 
 from __future__ import annotations
@@ -26,12 +33,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autokd.data.batches import IGNORE, Batch, BatchIterator, loss_count
+from autokd.data.batches import Batch, BatchIterator, loss_count
 from autokd.data.prepare import Split
 from autokd.spec.pipeline import TrainSpec
-from autokd.utils.chunks import rows_per_pass
 from autokd.train.checkpoint import BEST_NAME, CKPT_NAME, BestWeights, load_checkpoint, restore, save_checkpoint
 from autokd.train.device import autocast, grad_scaler
+from autokd.train.progress import Progress
+from autokd.train.schedule import lr_factor, make_optimizer, set_lr, step_lr_factor
+from autokd.train.validation import count_correct, evaluate_split
+
+__all__ = ["CrossEntropyObjective", "NonFiniteLossError", "TrainResult", "count_correct", "evaluate_split",
+           "fingerprint", "lr_factor", "make_optimizer", "train"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -63,75 +75,6 @@ class CrossEntropyObjective(nn.Module):
         logits = model(batch.x, **batch.model_kwargs)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.y.reshape(-1))
         return loss, logits, {"ce": loss.detach()}
-
-
-def lr_factor(cfg: TrainSpec, epoch: int) -> float:
-    """Learning-rate multiplier for a 0-based epoch."""
-    if cfg.warmup_epochs and epoch < cfg.warmup_epochs:
-        return (epoch + 1) / (cfg.warmup_epochs + 1)
-    if cfg.schedule == "constant":
-        return 1.0
-    if cfg.schedule == "step":
-        return cfg.gamma ** ((epoch - cfg.warmup_epochs) // cfg.step_size)
-    span = max(cfg.epochs - cfg.warmup_epochs, 1)
-    t = (epoch - cfg.warmup_epochs) / span
-    return 0.5 * (1.0 + math.cos(math.pi * t))
-
-
-def make_optimizer(cfg: TrainSpec, params) -> torch.optim.Optimizer:
-    params = [p for p in params if p.requires_grad]
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(
-            params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
-            weight_decay=cfg.weight_decay,
-        )
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-@torch.no_grad()
-def count_correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``(logits.argmax(-1) == y).sum()``, the same count, without a full argmax.
-
-    ``argmax`` over a language model's ``(B, T, V)`` logits is several times slower than a max
-    on CPU. A prediction can only be right where ``y``'s logit equals the row's maximum (or the
-    maximum is NaN); ``argmax`` (first maximum wins) is taken on those rows alone, so ties and
-    NaNs count exactly as before.
-    """
-    if y.is_floating_point() or y.shape != logits.shape[:-1]:
-        return (logits.argmax(-1) == y).sum()
-    top = logits.amax(-1)
-    counted = y != IGNORE  # chat data's prompt and padding targets are nobody's prediction
-    target = torch.where(counted, y, torch.zeros_like(y)).long()
-    hit = ((logits.gather(-1, target.unsqueeze(-1)).squeeze(-1) == top) | top.isnan()) & counted
-    rows = hit.reshape(-1).nonzero().squeeze(1)
-    flat = logits.reshape(-1, logits.shape[-1]).index_select(0, rows)
-    return (flat.argmax(-1) == y.reshape(-1).index_select(0, rows)).sum()
-
-
-@torch.no_grad()
-def evaluate_split(model: nn.Module, split: Split, device: torch.device, batch_size: int = 512) -> dict[str, float]:
-    """Loss and accuracy of ``model`` on a whole split (eval mode): per sample for a classifier,
-    per predicted token for a language model (loss = mean NLL, exp(loss) the perplexity), in
-    passes of ``batch_size`` rows, fewer where a language model's logits would pass
-    :data:`autokd.utils.chunks.LOGITS_BUDGET`."""
-    if len(split) == 0:
-        return {}
-    was = model.training
-    model.eval()
-    batch_size = rows_per_pass(model, split.x, device, batch_size)  # a language model's logits stay bounded
-    total_loss, correct, count = 0.0, 0, 0
-    for start in range(0, len(split), batch_size):
-        x = split.x[start : start + batch_size].to(device)
-        y = split.y[start : start + batch_size].to(device)
-        kwargs = {} if split.segments is None else {"segments": split.segments[start : start + batch_size].to(device)}
-        logits = model(x, **kwargs).float()
-        # (B, K) class logits, or (B, T, V) next-token logits against (B, T) targets: per prediction
-        # (a token target of IGNORE, chat data's prompt and padding, counts nowhere)
-        total_loss += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum").item()
-        correct += int(count_correct(logits, y))
-        count += loss_count(y)
-    model.train(was)
-    return {"loss": total_loss / count, "accuracy": correct / count}
 
 
 def accumulated(batches, k: int):
@@ -168,49 +111,6 @@ class TrainResult:
     seconds: float
     final: dict[str, float] = field(default_factory=dict)
     epoch_seconds: list[float] = field(default_factory=list)
-
-
-class Progress:
-    """A rich progress bar on a terminal, one plain line per epoch otherwise."""
-
-    def __init__(self, name: str, epochs: int, steps: int, enabled: bool = True):
-        self.name, self.epochs, self.steps = name, epochs, steps
-        self.enabled = enabled
-        self.tty = enabled and sys.stdout.isatty()
-        self._bar = None
-        if self.tty:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
-
-            self._bar = RichProgress(
-                TextColumn(f"[bold]{name}[/]"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False,
-            )
-            self._bar.start()
-            self._task = self._bar.add_task(name, total=epochs * steps, info="")
-
-    def skip_to(self, epoch: int) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, completed=epoch * self.steps)
-
-    def step(self) -> None:
-        if self._bar is not None:
-            self._bar.advance(self._task)
-
-    def epoch(self, rec: dict[str, float]) -> None:
-        info = (
-            f"epoch {int(rec['epoch'])}/{self.epochs} loss {rec['train_loss']:.4f}"
-            + (f" acc {rec['train_accuracy']:.4f}" if "train_accuracy" in rec else "")
-            + (f" val_acc {rec['val_accuracy']:.4f}" if "val_accuracy" in rec else "")
-            + f" lr {rec['lr']:.2e} {rec['seconds']:.1f}s"
-        )
-        if self._bar is not None:
-            self._bar.update(self._task, info=info)
-        elif self.enabled:
-            print(f"[{self.name}] {info}", flush=True)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
 
 
 def best_epoch(history: list[dict[str, float]]) -> int | None:
@@ -268,7 +168,9 @@ def train(
 
     history: list[dict[str, float]] = []
     epoch_seconds: list[float] = []
-    first_epoch, resumed_from = 0, None
+    first_epoch, resumed_from, mid = 0, None, None
+    steps_per_epoch = -(-len(batches) // cfg.accumulate)  # optimizer steps (the last group may be short)
+    total_steps = cfg.epochs * steps_per_epoch
     ckpt_path = Path(checkpoint_dir) / CKPT_NAME if checkpoint_dir else None
     if ckpt_path is not None and ckpt_path.exists():
         try:
@@ -282,8 +184,10 @@ def train(
             history = meta["history"]
             epoch_seconds = [float(x) for x in meta["epoch_seconds"]]
             first_epoch = resumed_from = int(meta["epoch"]) + 1
+            mid = meta.get("mid")  # a checkpoint inside epoch first_epoch (train.checkpoint_every)
             if progress and first_epoch < cfg.epochs:
-                print(f"[{name}] resuming from checkpoint after epoch {first_epoch}/{cfg.epochs}", flush=True)
+                where = f", step {mid['groups']}/{steps_per_epoch} of epoch {first_epoch + 1}" if mid else ""
+                print(f"[{name}] resuming from checkpoint after epoch {first_epoch}/{cfg.epochs}{where}", flush=True)
         elif meta and progress:
             print(f"[{name}] ignoring checkpoint from a different configuration; starting fresh", flush=True)
     if replay is not None:
@@ -299,8 +203,7 @@ def train(
                 break  # early stopping (also when a resumed run had already stalled)
             t0 = time.perf_counter()
             lr = cfg.lr * lr_factor(cfg, epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            set_lr(optimizer, lr)
             if hasattr(objective, "on_epoch_start"):
                 objective.on_epoch_start(epoch, cfg.epochs)
             batches.set_epoch(epoch)
@@ -309,7 +212,21 @@ def train(
             sum_loss, seen = 0.0, 0
             sum_correct = torch.zeros((), dtype=torch.long, device=device)  # read once an epoch (no sync a step)
             step = 0  # micro-batches seen this epoch
-            for group in accumulated(batches, cfg.accumulate):
+            skip = 0
+            if mid is not None and int(mid["epoch"]) == epoch:  # resume inside this epoch
+                skip, step, sum_loss, seen = int(mid["groups"]), int(mid["step"]), float(mid["sum_loss"]), int(mid["seen"])
+                sum_correct += int(mid["sum_correct"])
+                if mid.get("objective_step") is not None:
+                    objective.step = int(mid["objective_step"])  # the on-policy (seed, epoch, step) draws
+            mid = None
+            for gi, group in enumerate(accumulated(batches, cfg.accumulate)):
+                if gi < skip:  # done before the checkpoint: drawn again (the same order and augmentation), not run
+                    for _ in group:
+                        bar.step()
+                    continue
+                if cfg.schedule_unit == "step":
+                    lr = cfg.lr * step_lr_factor(cfg, epoch * steps_per_epoch + gi, total_steps)
+                    set_lr(optimizer, lr)
                 micro = [b.to(device) for b in group]
                 total = sum(loss_count(b.y) for b in micro)  # the step's loss tokens (samples for a classifier)
                 optimizer.zero_grad(set_to_none=True)
@@ -339,6 +256,14 @@ def train(
                     if cfg.grad_clip:
                         torch.nn.utils.clip_grad_norm_(clipped, cfg.grad_clip)
                     optimizer.step()
+                done = epoch * steps_per_epoch + gi + 1
+                if ckpt_path is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0 \
+                        and gi + 1 < steps_per_epoch:  # the epoch's end writes its own
+                    here = {"epoch": epoch, "groups": gi + 1, "step": step, "sum_loss": sum_loss, "seen": seen,
+                            "sum_correct": int(sum_correct), "objective_step": getattr(objective, "step", None)}
+                    save_checkpoint(ckpt_path, model, optimizer, objective,
+                                    {"epoch": epoch - 1, "history": history, "epoch_seconds": epoch_seconds,
+                                     "fingerprint": run_fingerprint, "name": name, "mid": here}, scaler)
             rec = {
                 "epoch": epoch + 1,
                 "lr": lr,
