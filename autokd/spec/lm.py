@@ -101,13 +101,62 @@ class LMTeacherSpec(RoleSpec):
                                     "teacher (hf_causal_lm) used as it is (evaluated, cached, never trained)")
 
 
+class StudentInitSpec(Strict):
+    """The student cut out of the trained teacher (Minitron-style, :mod:`autokd.models.prune`):
+    the teacher's layers ``keep_layers`` (or every ``keep_every``-th, from the first), and the
+    hidden channels, attention heads and MLP neurons that matter most on ``calibration_windows``
+    training windows, to the student's own shape (``student.model.params``: its ``width`` and
+    ``heads`` keep whole heads, so ``width / heads`` is the teacher's head size). Both models
+    are ``decoder``; distillation then starts from the teacher's weights."""
+
+    from_: Literal["teacher"] = Field("teacher", alias="from", description="where the weights come from")
+    keep_layers: list[int] | None = Field(None, description="the teacher's layers to keep (0-based, increasing)")
+    keep_every: PositiveInt | None = Field(None, description="keep layers 0, k, 2k, … of the teacher")
+    calibration_windows: PositiveInt = Field(16, description="training windows the importance is measured on")
+
+    @model_validator(mode="after")
+    def _one_depth_rule(self) -> "StudentInitSpec":
+        if (self.keep_layers is None) == (self.keep_every is None):
+            raise ValueError("student.init needs exactly one of keep_layers and keep_every")
+        if self.keep_layers is not None and (not self.keep_layers or sorted(set(self.keep_layers)) != self.keep_layers
+                                             or self.keep_layers[0] < 0):
+            raise ValueError(f"student.init.keep_layers must be increasing layer indices ≥ 0, found {self.keep_layers}")
+        return self
+
+    def layers(self, teacher_layers: int) -> list[int]:
+        """The teacher layers kept, in order."""
+        return list(self.keep_layers) if self.keep_layers is not None else list(range(0, teacher_layers,
+                                                                                        self.keep_every))
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        out = handler(self)
+        if isinstance(out, dict) and "from_" in out:
+            out = {"from": out.pop("from_"), **out}
+        return out
+
+
+class LMStudentSpec(RoleSpec):
+    """The student: a model and how to train it, optionally cut out of the teacher (``init``)."""
+
+    init: StudentInitSpec | None = Field(None, description="start the distilled student from the teacher's "
+                                         "weights (structured pruning); null: the seed's random weights")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        out = handler(self)
+        if isinstance(out, dict) and out.get("init", 0) is None:
+            del out["init"]  # a student without init dumps as before init existed
+        return out
+
+
 def _teacher_role() -> LMTeacherSpec:
     return LMTeacherSpec(model=ModelSpec(name="decoder", params={"layers": 4, "width": 256, "heads": 4}),
                          train=TrainSpec(epochs=5, batch_size=16, lr=2e-3, weight_decay=0.01, warmup_epochs=0))
 
 
-def _student_role() -> RoleSpec:
-    return RoleSpec(model=ModelSpec(name="decoder", params={"layers": 2, "width": 128, "heads": 4}),
+def _student_role() -> LMStudentSpec:
+    return LMStudentSpec(model=ModelSpec(name="decoder", params={"layers": 2, "width": 128, "heads": 4}),
                     train=TrainSpec(epochs=6, batch_size=16, lr=3e-3, weight_decay=0.01, warmup_epochs=0))
 
 
@@ -214,7 +263,7 @@ class LMPipelineSpec(Strict):
     name: str = "lm"
     data: TextDataSpec = Field(default_factory=TextDataSpec)
     teacher: LMTeacherSpec = Field(default_factory=_teacher_role)
-    student: RoleSpec = Field(default_factory=_student_role)
+    student: LMStudentSpec = Field(default_factory=_student_role)
     distill: LMDistillSpec = Field(default_factory=LMDistillSpec)
     evaluate: LMEvaluateSpec = Field(default_factory=LMEvaluateSpec)
     runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
@@ -225,6 +274,26 @@ class LMPipelineSpec(Strict):
             raise ValueError(f"distill.sequence ({self.distill.sequence.mode}) continues each window's first "
                              "prompt_tokens, which in a packed window belong to one example of several: set "
                              "data.packing: false for sequence-level or on-policy KD")
+        init = self.student.init
+        if init is not None:
+            names = (self.teacher.model.name, self.student.model.name)
+            if names != ("decoder", "decoder"):
+                raise ValueError(f"student.init cuts a decoder student out of a decoder teacher; found teacher "
+                                 f"{names[0]}, student {names[1]}")
+            from autokd.models.decoder import DecoderParams
+
+            t, st = DecoderParams(**self.teacher.model.params), DecoderParams(**self.student.model.params)
+            keep = init.layers(t.layers)
+            if keep[-1] >= t.layers or len(keep) != st.layers:
+                raise ValueError(f"student.init keeps teacher layers {keep} of {t.layers}: the student has "
+                                 f"{st.layers} layers (student.model.params.layers must equal the layers kept)")
+            head = t.width // t.heads
+            if st.width > t.width or st.heads > t.heads or st.width != st.heads * head:
+                raise ValueError(f"student.init keeps whole heads of the teacher ({t.heads} heads of {head}): the "
+                                 f"student's width {st.width} must be heads x {head} with heads ≤ {t.heads} (found "
+                                 f"{st.heads} heads)")
+            if round(st.mlp_ratio * st.width) > round(t.mlp_ratio * t.width):
+                raise ValueError("student.init: the student's MLP is wider than the teacher's")
         return self
 
 

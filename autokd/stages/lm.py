@@ -249,9 +249,11 @@ def distill(spec: LMPipelineSpec, layout: Layout, progress: bool = True) -> None
     teacher_sha = file_sha256(layout.model_dir("teacher") / MODEL_FILE)
     extra = lm_distill_extra(spec, teacher_sha)
     recipe = extra["distill"]
+    from autokd.stages.lm_init import initial_student
+
     model, result = train_role(spec, "student", spec.student, data, layout,
                                lambda m: build_lm_objective(spec, m, data, layout, device),
-                               extra, device, amp, progress)
+                               extra, device, amp, progress, model=initial_student(spec, data, layout))
     parents = [layout.data, layout.model_dir("teacher")]
     if spec.distill.reads_cache:
         parents.append(layout.teacher_outputs)

@@ -68,9 +68,11 @@ def train_role(
     device: torch.device,
     amp: torch.dtype | bool | None,
     progress: bool = True,
+    model: torch.nn.Module | None = None,
 ) -> tuple[torch.nn.Module, TrainResult]:
-    """Build ``role``'s model, train it with checkpoints under ``layout`` and DVCLive metrics."""
-    model = build_role_model(role_spec, data)
+    """Build ``role``'s model (or take ``model``, its initial weights), train it with checkpoints
+    under ``layout`` and DVCLive metrics."""
+    model = build_role_model(role_spec, data) if model is None else model
     objective = make_objective(model)
     fp = role_fingerprint(role, spec, role_spec, data.sha256, extra_fingerprint)
     live = LiveLogger(layout.live(role))

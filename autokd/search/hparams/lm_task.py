@@ -111,14 +111,15 @@ class LMTask(SearchTask):
         from autokd.data.text.prepare import load_prepared_text
         from autokd.evaluate.flops import count_macs
         from autokd.models.registry import count_params
-        from autokd.stages import build_role_model, role_fingerprint
+        from autokd.stages import role_fingerprint
         from autokd.stages.layout import Layout
         from autokd.stages.lm import build_lm_objective, lm_distill_extra
+        from autokd.stages.lm_init import initial_student
 
         layout = Layout(root)
         data = load_prepared_text(layout.data)
         outputs = teacher_outputs_dir(spec, layout)
-        model = build_role_model(spec.student, data)  # seeds first: the distill stage's initial weights
+        model = initial_student(spec, data, layout)  # seeds first: the distill stage's initial weights
         static = {"params": count_params(model),
                   "flops": count_macs(model, data.input_shape, dtype=torch.long),
                   "max_epochs": spec.student.train.epochs, "teacher_mode": self.pipeline_task().teacher_mode(spec),
