@@ -274,26 +274,6 @@ class LMPipelineSpec(Strict):
             raise ValueError(f"distill.sequence ({self.distill.sequence.mode}) continues each window's first "
                              "prompt_tokens, which in a packed window belong to one example of several: set "
                              "data.packing: false for sequence-level or on-policy KD")
-        init = self.student.init
-        if init is not None:
-            names = (self.teacher.model.name, self.student.model.name)
-            if names != ("decoder", "decoder"):
-                raise ValueError(f"student.init cuts a decoder student out of a decoder teacher; found teacher "
-                                 f"{names[0]}, student {names[1]}")
-            from autokd.models.decoder import DecoderParams
-
-            t, st = DecoderParams(**self.teacher.model.params), DecoderParams(**self.student.model.params)
-            keep = init.layers(t.layers)
-            if keep[-1] >= t.layers or len(keep) != st.layers:
-                raise ValueError(f"student.init keeps teacher layers {keep} of {t.layers}: the student has "
-                                 f"{st.layers} layers (student.model.params.layers must equal the layers kept)")
-            head = t.width // t.heads
-            if st.width > t.width or st.heads > t.heads or st.width != st.heads * head:
-                raise ValueError(f"student.init keeps whole heads of the teacher ({t.heads} heads of {head}): the "
-                                 f"student's width {st.width} must be heads x {head} with heads ≤ {t.heads} (found "
-                                 f"{st.heads} heads)")
-            if round(st.mlp_ratio * st.width) > round(t.mlp_ratio * t.width):
-                raise ValueError("student.init: the student's MLP is wider than the teacher's")
         return self
 
 

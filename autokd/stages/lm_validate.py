@@ -131,8 +131,40 @@ def corpus_issues(source: str) -> list[SpecIssue]:
 PRETRAINED_FAMILY = "hf_causal_lm"
 
 
+def student_init_issues(spec: LMPipelineSpec) -> list[SpecIssue]:
+    """``student.init`` must cut the student's declared shape out of the teacher's (whole heads)."""
+    init = spec.student.init
+    if init is None:
+        return []
+    loc = ("student", "init")
+    names = (spec.teacher.model.name, spec.student.model.name)
+    if names != ("decoder", "decoder"):
+        return [SpecIssue(loc, expected="a decoder student cut out of a decoder teacher",
+                          found=f"teacher {names[0]}, student {names[1]}")]
+    from autokd.models.decoder import DecoderParams
+
+    try:
+        t, st = DecoderParams(**spec.teacher.model.params), DecoderParams(**spec.student.model.params)
+    except ValueError:
+        return []  # the models' own parameter checks report it
+    keep, head = init.layers(t.layers), t.width // t.heads
+    issues = []
+    if keep[-1] >= t.layers or len(keep) != st.layers:
+        issues.append(SpecIssue(loc + ("keep_layers" if init.keep_layers is not None else "keep_every",),
+                                expected=f"as many kept teacher layers (of {t.layers}) as the student has "
+                                f"(student.model.params.layers: {st.layers})", found=f"layers {keep}"))
+    if st.width > t.width or st.heads > t.heads or st.width != st.heads * head:
+        issues.append(SpecIssue(("student", "model", "params"), expected=f"whole heads of the teacher ({t.heads} heads "
+                                f"of {head}): width = heads x {head}, heads ≤ {t.heads}",
+                                found=f"width {st.width}, heads {st.heads}"))
+    if round(st.mlp_ratio * st.width) > round(t.mlp_ratio * t.width):
+        issues.append(SpecIssue(("student", "model", "params", "mlp_ratio"), expected="an MLP no wider than the "
+                                f"teacher's ({round(t.mlp_ratio * t.width)})", found=st.mlp_ratio))
+    return issues
+
+
 def lm_registry_issues(spec: LMPipelineSpec, root: Path | None = None, check_paths: bool = True) -> list[SpecIssue]:
-    issues: list[SpecIssue] = corpus_issues(spec.data.source)
+    issues: list[SpecIssue] = corpus_issues(spec.data.source) + student_init_issues(spec)
     for role in ("teacher", "student"):
         r = getattr(spec, role)
         issues += lm_model_issues(r.model.name, r.model.params, (role, "model"))
