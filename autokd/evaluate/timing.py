@@ -55,12 +55,15 @@ def forward_times(
     threads: int = 1,
     batch_size: int = 1,
     device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
 ) -> list[float]:
-    """Seconds of each of ``runs`` timed forward passes of a ``batch_size`` batch."""
+    """Seconds of each of ``runs`` timed forward passes of a ``batch_size`` batch (``dtype``:
+    ``torch.long`` for a language model: token id 0 everywhere, the cost does not depend on ids)."""
     device = torch.device(device)
     was, home = model.training, model_device(model)
     gen = torch.Generator().manual_seed(INPUT_SEED)
-    x = torch.randn(batch_size, *input_shape, generator=gen).to(device)
+    x = (torch.randn(batch_size, *input_shape, generator=gen) if dtype.is_floating_point
+         else torch.zeros(batch_size, *input_shape, dtype=dtype)).to(device)
     model.eval().to(device)
     try:
         with torch_threads(threads):
@@ -81,9 +84,11 @@ def latency_ms(
     threads: int = 1,
     batch_size: int = 1,
     device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
 ) -> float:
     """Median milliseconds of one forward pass (batch 1 and the CPU unless stated)."""
-    return statistics.median(forward_times(model, input_shape, runs, warmup, threads, batch_size, device)) * 1000.0
+    return statistics.median(forward_times(model, input_shape, runs, warmup, threads, batch_size, device,
+                                           dtype)) * 1000.0
 
 
 def throughput(model: nn.Module, input_shape, batch_size: int = 256, repeats: int = 5, threads: int = 1) -> float:

@@ -44,19 +44,22 @@ class Verdict:
         return "; ".join(self.reasons) or None
 
 
-def measure_latency(model: nn.Module, input_shape: tuple[int, ...], spec: LatencySpec) -> float:
+def measure_latency(model: nn.Module, input_shape: tuple[int, ...], spec: LatencySpec,
+                    dtype: torch.dtype = torch.float32) -> float:
     """Median milliseconds of one forward pass of a ``spec.batch_size`` batch (eval mode)."""
     if spec.device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("constraints.latency.device is 'cuda' but CUDA is not available on this machine")
     return latency_ms(model, tuple(input_shape), runs=spec.runs, warmup=spec.warmup, threads=spec.threads,
-                      batch_size=spec.batch_size, device=spec.device)
+                      batch_size=spec.batch_size, device=spec.device, dtype=dtype)
 
 
-def check(model: nn.Module, input_shape: tuple[int, ...], spec: ConstraintSpec, measure_all: bool = True) -> Verdict:
+def check(model: nn.Module, input_shape: tuple[int, ...], spec: ConstraintSpec, measure_all: bool = True,
+          dtype: torch.dtype = torch.float32) -> Verdict:
     """Measure ``model`` and check it against every budget of ``spec``.
 
     Stops measuring at the first exceeded budget; with ``measure_all`` an admitted model
     also gets its FLOPs and latency measured when no budget needs them (rankings report both).
+    ``dtype`` is the input's (``torch.long``: a language model's token ids, a full context window).
     """
     m = Measurement(params=count_params(model))
     reasons: list[str] = []
@@ -64,12 +67,12 @@ def check(model: nn.Module, input_shape: tuple[int, ...], spec: ConstraintSpec, 
         reasons.append(f"params {m.params} > max_params {spec.max_params}")
         return Verdict(False, m, reasons)
     if spec.max_flops is not None or measure_all:
-        m.flops = count_macs(model, tuple(input_shape))
+        m.flops = count_macs(model, tuple(input_shape), dtype=dtype)
         if spec.max_flops is not None and m.flops > spec.max_flops:
             reasons.append(f"flops {m.flops} > max_flops {spec.max_flops}")
             return Verdict(False, m, reasons)
     if spec.max_latency_ms is not None or measure_all:
-        m.latency_ms = measure_latency(model, tuple(input_shape), spec.latency)
+        m.latency_ms = measure_latency(model, tuple(input_shape), spec.latency, dtype)
         if spec.max_latency_ms is not None and m.latency_ms > spec.max_latency_ms:
             reasons.append(f"latency {m.latency_ms:.3f} ms > max_latency_ms {spec.max_latency_ms:g}")
             return Verdict(False, m, reasons)

@@ -66,6 +66,8 @@ class FamilySpace(Strict):
         default_factory=dict, description="model parameters passed unchanged to every candidate"
     )
     gene_names: ClassVar[tuple[str, ...]] = ()
+    #: the pipeline task whose students this family builds (``classify`` or ``lm``)
+    task: ClassVar[str] = "classify"
 
     @abstractmethod
     def genes(self) -> list[Gene]:
@@ -244,3 +246,39 @@ class S1Space(FamilySpace):
 
     def label(self, p: dict[str, Any]) -> str:
         return "s1_" + "".join(str(d) for d in p["depths"])
+
+
+@register_space_family("decoder")
+class DecoderSpace(FamilySpace):
+    """Decoder-only transformer (a language-model student): layers, width, heads, MLP ratio.
+
+    Every width choice must split into every head choice (``width % heads == 0``), so each
+    combination of the product is a model; the context and vocabulary are the pipeline's."""
+
+    family: Literal["decoder"] = "decoder"
+    task: ClassVar[str] = "lm"
+    layers: list[DepthInt] = Field(default_factory=lambda: [1, 2], description="transformer blocks")
+    width: list[PositiveInt] = Field(default_factory=lambda: [64, 128], description="residual width")
+    heads: list[PositiveInt] = Field(default_factory=lambda: [2], description="attention heads")
+    mlp_ratio: list[Annotated[float, Field(gt=0)]] = Field(default_factory=lambda: [4.0],
+                                                          description="MLP hidden width / width")
+
+    @model_validator(mode="after")
+    def _lists(self):
+        for name in ("layers", "width", "heads", "mlp_ratio"):
+            _non_empty_unique(getattr(self, name), name)
+        bad = [(w, h) for w in self.width for h in self.heads if w % h]
+        if bad:
+            raise ValueError(f"every width must split into every head count; width {bad[0][0]} does not split "
+                             f"into {bad[0][1]} heads (choose widths divisible by each of {self.heads})")
+        return self
+
+    def genes(self) -> list[Gene]:
+        return [Gene("layers", tuple(self.layers)), Gene("width", tuple(self.width)),
+                Gene("heads", tuple(self.heads)), Gene("mlp_ratio", tuple(self.mlp_ratio))]
+
+    def decode_genes(self, v: dict[str, Any]) -> dict[str, Any]:
+        return {"layers": v["layers"], "width": v["width"], "heads": v["heads"], "mlp_ratio": float(v["mlp_ratio"])}
+
+    def label(self, p: dict[str, Any]) -> str:
+        return f"dec_l{p['layers']}_w{p['width']}_h{p['heads']}_m{p.get('mlp_ratio', 4.0):g}"

@@ -9,7 +9,7 @@
 - ``shortlist.yaml``: the top-k as a list of ``{name, params}`` model specs, exactly the
   ``student.model`` shape of a pipeline spec (what the hyperparameter search accepts);
 - with ``--validate``: ``validation.json``/``.csv``/``.md`` and ``validation.png`` (each
-  proxy against distilled accuracy, candidates inside the parameter band highlighted);
+  proxy against the distilled metric (accuracy, or perplexity), band candidates highlighted);
 - ``manifest.json``: lineage (parents: the prepared data and the teacher).
 """
 
@@ -77,6 +77,7 @@ def ranking_document(result: SearchResult, ctx) -> dict[str, Any]:
             "file": ctx.pipeline_file,
             "root": str(ctx.layout.root),
             "data_sha256": ctx.data.sha256,
+            "task": ctx.task.name,
             "input_shape": list(ctx.input_shape),
             "num_classes": ctx.num_classes,
             "teacher": {"state": spec.teacher, "model": ctx.pipeline.teacher.model.model_dump(),
@@ -138,7 +139,8 @@ def ranking_markdown(doc: dict[str, Any], limit: int = 100) -> str:
         "",
         f"- family `{doc['family']}`, pipeline `{doc['pipeline']['file']}` (root `{doc['pipeline']['root']}`), "
         f"teacher {doc['pipeline']['teacher']['state']}, input {tuple(doc['pipeline']['input_shape'])}, "
-        f"{doc['pipeline']['num_classes']} classes",
+        + (f"vocabulary {doc['pipeline']['num_classes']}" if doc["pipeline"].get("task") == "lm"
+           else f"{doc['pipeline']['num_classes']} classes"),
         f"- {meta['algorithm']} search, seed {meta['seed']}: space {meta['space_size']}, visited {meta['visited']}, "
         f"admitted {meta['admitted']}, rejected {meta['rejected']} by {_constraints_text(doc['constraints'])}",
         f"- latency: {lat['device']}, batch {lat['batch_size']}, {lat['threads']} thread(s), median of "
@@ -213,7 +215,7 @@ def write_ranking(result: SearchResult, ctx, out_dir: str | Path) -> list[str]:
 
 def write_search_manifest(out_dir: str | Path, ctx, result: SearchResult, files: list[str]) -> None:
     parents = [ctx.layout.data]
-    if ctx.space.teacher == "trained" or "validation.json" in files:
+    if (ctx.space.teacher == "trained" and ctx.teacher is not None) or "validation.json" in files:
         parents.append(ctx.layout.model_dir("teacher"))
     write_manifest(
         out_dir, kind="arch_search", content=[f for f in files if f.endswith((".json", ".csv", ".yaml"))],
@@ -226,12 +228,20 @@ def write_search_manifest(out_dir: str | Path, ctx, result: SearchResult, files:
 # ------------------------------------------------------------------------- validation
 
 
+def _target(v: dict[str, Any]) -> dict[str, Any]:
+    """The validated metric (a classifier's test accuracy unless the validation names another)."""
+    return v.get("target") or {"key": "accuracy", "label": "accuracy", "higher_is_better": True}
+
+
 def validation_markdown(v: dict[str, Any]) -> str:
+    t = _target(v)
+    key = t["key"]
+    against = key if t["higher_is_better"] else f"−{key} (higher is better)"
     lines = [
         f"# Ranking validation: {v['name']}",
         "",
         f"{len(v['candidates'])} candidates distilled for {v['epochs']} epochs with the pipeline's "
-        f"`{v['method']}` objective; accuracy = {v['metric']}. Parameter band: {v['band']['lo']}–{v['band']['hi']} "
+        f"`{v['method']}` objective; {key} = {v['metric']}; τ and ρ against {against}. Parameter band: {v['band']['lo']}–{v['band']['hi']} "
         f"params (budget {v['band']['budget']} ± {v['band']['rel'] * 100:g}%, {v['band']['n']} validated "
         f"candidates inside). Total {v['seconds']:.0f} s.",
         "",
@@ -244,22 +254,23 @@ def validation_markdown(v: dict[str, Any]) -> str:
                      f"{_fmt(b['rho'])} | {b['n']} |")
     cal = v.get("calibrated") or {}
     if cal.get("top_unvalidated"):
-        lines += ["", f"Calibrated ranking (ridge of accuracy on {', '.join(cal['features'])}; α={cal['alpha']:g}; "
+        lines += ["", f"Calibrated ranking (ridge of {against} on {', '.join(cal['features'])}; α={cal['alpha']:g}; "
                   f"`calibrated_loo` above: each candidate scored by a fit on the others). Best undistilled "
                   "candidates by the fit on all: " + ", ".join(
-                      f"`{c['key']}` ({c['predicted_accuracy']:.3f})" for c in cal["top_unvalidated"])]
-    lines += ["", "| ranking rank | candidate | params | in band | accuracy | val accuracy | seconds |",
+                      f"`{c['key']}` ({c['predicted_' + key]:.3f})" for c in cal["top_unvalidated"])]
+    lines += ["", f"| ranking rank | candidate | params | in band | {key} | val {key} | seconds |",
               "|---|---|---|---|---|---|---|"]
     for c in v["candidates"]:
         lines.append(f"| {c['ranking_rank']} | `{c['key']}` | {c['params']} | {'yes' if c['in_band'] else ''} | "
-                     f"{c['accuracy']:.4f} | {_fmt(c['val_accuracy'])} | {c['seconds']:.1f} |")
+                     f"{c[key]:.4f} | {_fmt(c['val_' + key])} | {c['seconds']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
 def validation_csv(v: dict[str, Any]) -> str:
     buf = io.StringIO()
     names = list(v["correlations"])
-    fields = ["ranking_rank", "key", "params", "in_band", "accuracy", "val_accuracy", "seconds"] + names
+    key = _target(v)["key"]
+    fields = ["ranking_rank", "key", "params", "in_band", key, f"val_{key}", "seconds"] + names
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()
     for c in v["candidates"]:
@@ -270,7 +281,7 @@ def validation_csv(v: dict[str, Any]) -> str:
 
 
 def plot_validation(v: dict[str, Any], path: Path) -> None:
-    """One panel per proxy: its score (higher = better) against distilled accuracy."""
+    """One panel per proxy: its score (higher = better) against the distilled metric."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -281,7 +292,8 @@ def plot_validation(v: dict[str, Any], path: Path) -> None:
     cols = 4
     rows = math.ceil(len(names) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
-    acc = [c["accuracy"] for c in v["candidates"]]
+    t = _target(v)
+    acc = [c[t["key"]] for c in v["candidates"]]
     band = [c["in_band"] for c in v["candidates"]]
     for ax, name in zip(axes.flat, names):
         xs = [c["scores"].get(name) for c in v["candidates"]]
@@ -295,12 +307,12 @@ def plot_validation(v: dict[str, Any], path: Path) -> None:
         corr = v["correlations"][name]
         ax.set_title(f"{name}: τ={_fmt(corr['all']['tau'])} (band {_fmt(corr['band']['tau'])})", fontsize=9)
         ax.set_xlabel("score (higher = better)", fontsize=8)
-        ax.set_ylabel("distilled accuracy", fontsize=8)
+        ax.set_ylabel(f"distilled {t['label']}", fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
-    fig.suptitle(f"{v['name']}: proxies vs distilled accuracy ({len(acc)} candidates, {v['epochs']} epochs)")
+    fig.suptitle(f"{v['name']}: proxies vs distilled {t['label']} ({len(acc)} candidates, {v['epochs']} epochs)")
     fig.tight_layout()
     _savefig(fig, path)
     plt.close(fig)

@@ -66,8 +66,8 @@ class Scorer:
     """Build, constrain, score and free one candidate."""
 
     def __init__(self, spec: ArchSpaceSpec, batch: ProxyBatch, teacher: TeacherSignals | None,
-                 input_shape: tuple[int, ...], num_classes: int):
-        self.spec, self.batch, self.teacher = spec, batch, teacher
+                 input_shape: tuple[int, ...], num_classes: int, input_dtype: torch.dtype = torch.float32):
+        self.spec, self.batch, self.teacher, self.input_dtype = spec, batch, teacher, input_dtype
         self.input_shape, self.num_classes = tuple(input_shape), int(num_classes)
         self.proxies = list(spec.proxies) + [b for b in BASELINES if b not in spec.proxies]
 
@@ -76,7 +76,7 @@ class Scorer:
         torch.manual_seed(candidate_seed(self.spec.search.seed, cand.key))
         model = build_model(cand.family, cand.params, self.input_shape, self.num_classes)
         t_build = time.perf_counter()
-        verdict = check(model, self.input_shape, self.spec.constraints)
+        verdict = check(model, self.input_shape, self.spec.constraints, dtype=self.input_dtype)
         t_check = time.perf_counter()
         if not verdict.admitted:
             del model
@@ -165,9 +165,10 @@ def choose_algorithm(spec: ArchSpaceSpec) -> str:
 
 
 def run_search(spec: ArchSpaceSpec, batch: ProxyBatch, teacher: TeacherSignals | None,
-               input_shape: tuple[int, ...], num_classes: int, progress: bool = False) -> SearchResult:
-    """Score the space's candidates and rank them."""
-    scorer = Scorer(spec, batch, teacher, input_shape, num_classes)
+               input_shape: tuple[int, ...], num_classes: int, progress: bool = False,
+               input_dtype: torch.dtype = torch.float32) -> SearchResult:
+    """Score the space's candidates and rank them (``input_dtype``: ``torch.long`` for token ids)."""
+    scorer = Scorer(spec, batch, teacher, input_shape, num_classes, input_dtype)
     algorithm = choose_algorithm(spec)
     rss_start = rss_mb()
     t0 = time.perf_counter()
@@ -231,11 +232,12 @@ def run_arch_search(
     if validate_epochs is not None:
         spec.validation.epochs = validate_epochs
     ctx = build_context(spec, root=root, need_teacher_outputs=validate > 0, progress=progress)
-    batch = proxy_batch(ctx.data, spec.batch)
+    batch = proxy_batch(ctx.data, spec.batch, ctx.task)
     t_teacher = time.perf_counter()
     teacher = signals(ctx, batch)
     teacher_ms = (time.perf_counter() - t_teacher) * 1000
-    result = run_search(spec, batch, teacher, ctx.input_shape, ctx.num_classes, progress=progress)
+    result = run_search(spec, batch, teacher, ctx.input_shape, ctx.num_classes, progress=progress,
+                        input_dtype=ctx.task.input_dtype)
     result.meta["teacher_ms"] = teacher_ms
     out_dir = Path(out) / spec.name
     files = write_ranking(result, ctx, out_dir)

@@ -190,12 +190,26 @@ def _student_issues(student: dict[str, Any]) -> tuple[FamilySpace | None, list[S
     return (None, issues) if issues else (space, [])
 
 
+def default_proxies(task: str) -> list[str]:
+    """The proxies a space of ``task`` students computes when it names none (baselines aside)."""
+    if task == "classify":
+        return list(DEFAULT_PROXIES)
+    return [name for name, p in PROXIES.items() if task in p.tasks and name not in BASELINES]
+
+
 def registry_issues(spec: ArchSpaceSpec) -> tuple[FamilySpace | None, list[SpecIssue]]:
     """Pass 2: the family space, proxy names and the combination's proxies."""
     space, issues = _student_issues(spec.student)
+    task = space.task if space is not None else None
+    if task is not None and task != "classify" and "proxies" not in spec.model_fields_set:
+        spec.proxies = default_proxies(task)  # the classifier defaults do not score token windows
     for i, name in enumerate(spec.proxies):
         if name not in PROXIES:
             issues.append(unknown_name_issue(("proxies", i), name, PROXIES, "a proxy"))
+        elif task is not None and task not in PROXIES[name].tasks:
+            issues.append(SpecIssue(("proxies", i), expected=f"a proxy defined for {task} students "
+                                    f"({', '.join(default_proxies(task) + list(BASELINES))})", found=name,
+                                    hint=f"the {space.family} family builds {task} students"))
     if not spec.proxies:
         issues.append(SpecIssue(("proxies",), expected="at least one proxy", found=[]))
     if len(set(spec.proxies)) != len(spec.proxies):

@@ -1,24 +1,24 @@
-"""``--validate N``: does the ranking predict distilled accuracy on *this* data?
+"""``--validate N``: does the ranking predict the distilled student's quality on *this* data?
 
 N candidates are chosen over the ranking — half of them (``validation.band_share``) spread
 over the candidates inside a parameter band (budget ± ``validation.band``; default budget:
 the densest such window), the rest spread evenly over the whole ranking — and each is
-distilled with the pipeline's own recipe (:mod:`autokd.stages.recipe`): the pipeline spec
-with ``student.model`` set to the candidate and ``student.train.epochs`` set to the short
-schedule, set up (:func:`~autokd.stages.setup`) and built (:func:`~autokd.stages.build_role_model`)
-as the distill stage does, its checkpoint fingerprint (:func:`~autokd.stages.role_fingerprint`
-with :func:`~autokd.stages.distill_extra`), the pipeline's distillation objective
-(:func:`~autokd.stages.build_distill_objective`, reading the root's teacher-output cache) and
-the one training loop (:func:`autokd.train.train`, per-epoch checkpoints, so an interrupted
-validation resumes). Accuracy is the test-split accuracy of the distilled student.
+distilled with the pipeline's own recipe: the pipeline spec with ``student.model`` set to the
+candidate and ``student.train.epochs`` set to the short schedule, set up
+(:func:`~autokd.stages.setup`), and built and tested by the hyperparameter search's trial task
+of the pipeline's task (:mod:`autokd.search.hparams.tasks`: the ``distill`` stage's student,
+objective and checkpoint fingerprint, the ``evaluate`` stage's test metric), trained by the one
+training loop (:func:`autokd.train.train`, per-epoch checkpoints, so an interrupted validation
+resumes). The target (:attr:`autokd.search.arch.tasks.ArchTask.target`) is the test accuracy of a
+classifier or the test perplexity of a language model; each row holds it under that name.
 
 Reported per proxy (oriented so higher is better), for the combined score and for the
-parameter count and FLOPs: Kendall τ-b and Spearman ρ against accuracy over all validated
-candidates, and the same inside the band, where the parameter count cannot help. With at
-least 5 candidates, also the few-shot calibrated ranking (``calibrated_loo``: each candidate
-scored by a model fitted on the others, on every computed proxy and log params,
-:mod:`autokd.search.arch.calibrate`) and the
-undistilled candidates it ranks best.
+parameter count and FLOPs: Kendall τ-b and Spearman ρ against the target oriented so higher is
+better (accuracy; −perplexity) over all validated candidates, and the same inside the band,
+where the parameter count cannot help. With at least 5 candidates, also the few-shot calibrated
+ranking (``calibrated_loo``: each candidate scored by a model fitted on the others, on every
+computed proxy and log params, :mod:`autokd.search.arch.calibrate`) and the undistilled
+candidates it ranks best.
 """
 
 from __future__ import annotations
@@ -35,15 +35,11 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau, spearmanr
 
-from autokd.evaluate.metrics import accuracy, predict_logits
-from autokd.lineage.manifest import file_sha256
-from autokd.models.artifact import MODEL_FILE
 from autokd.search.arch.calibrate import Observation, calibrated_report
 from autokd.search.arch.context import SearchContext
 from autokd.search.arch.families import Candidate
 from autokd.search.arch.ranking import SearchResult, oriented
-from autokd.spec.pipeline import PipelineSpec
-from autokd.stages import build_distill_objective, build_role_model, distill_extra, role_fingerprint, setup
+from autokd.stages import setup
 from autokd.train.device import resolve_device
 from autokd.train.trainer import train
 from autokd.utils.io import atomic_write_json
@@ -104,38 +100,25 @@ def tau_rho(x: Sequence[float], y: Sequence[float]) -> dict[str, Any]:
     return out
 
 
-def candidate_spec(ctx: SearchContext, cand: Candidate, epochs: int) -> PipelineSpec:
+def candidate_spec(ctx: SearchContext, cand: Candidate, epochs: int):
     """The pipeline spec with ``student.model`` set to ``cand`` and the short schedule."""
     return ctx.student_spec(cand.model, {"student.train.epochs": epochs})
 
 
-def teacher_sha256(ctx: SearchContext) -> str:
-    """Content hash of the root's trained teacher (what every validation run distills from)."""
-    return file_sha256(ctx.layout.model_dir("teacher") / MODEL_FILE)
-
-
-def run_fingerprint(ctx: SearchContext, spec: PipelineSpec, teacher: str) -> str:
-    """The distill stage's own checkpoint fingerprint for ``spec`` (student spec incl. the short
-    schedule, runtime, data, effective distillation recipe, teacher hash)."""
-    return role_fingerprint("student", spec, spec.student, ctx.data.sha256, distill_extra(spec, teacher))
-
-
-def distill_candidate(ctx: SearchContext, spec: PipelineSpec, fp: str, name: str,
-                      checkpoint_dir: Path | None) -> dict[str, Any]:
-    """Distill ``spec``'s student (a candidate) with the pipeline's recipe, objective and training loop."""
+def distill_candidate(ctx: SearchContext, spec, inputs, name: str, checkpoint_dir: Path | None) -> dict[str, Any]:
+    """Distill ``spec``'s student (a candidate) as the pipeline's ``distill`` stage does and test
+    it as its ``evaluate`` stage does (the trial task's build and test metrics)."""
+    task = ctx.task.search_task()
     device, amp = setup(spec)
-    model = build_role_model(spec.student, ctx.data)
-    objective = build_distill_objective(spec, model, ctx.data, ctx.layout, device)
+    parts = task.build(spec, ctx.layout.root, inputs, device)
     t0 = time.perf_counter()
-    res = train(model, ctx.data.train, ctx.data.val, spec.student.train, objective, device=device, amp=amp,
-                checkpoint_dir=checkpoint_dir, run_fingerprint=fp, name=name, progress=False)
-    logits = predict_logits(model, ctx.data.test.x, device)
-    return {
-        "accuracy": accuracy(logits, ctx.data.test.y),
-        "val_accuracy": res.final.get("val_accuracy"),
-        "seconds": time.perf_counter() - t0,
-        "fingerprint": fp,
-    }
+    res = train(parts.model, parts.data.train, parts.data.val, spec.student.train, parts.objective, device=device,
+                amp=amp, checkpoint_dir=checkpoint_dir, run_fingerprint=parts.fingerprint, name=name, progress=False)
+    test = task.test_metrics(parts, spec, device)
+    key = ctx.task.target.key
+    final = {**res.final, **task.epoch_metrics(res.final)}
+    return {key: test[f"test_{key}"], f"val_{key}": final.get(task.val_key),
+            "seconds": time.perf_counter() - t0, "fingerprint": parts.fingerprint}
 
 
 def _scores(result: SearchResult, i: int) -> dict[str, float | None]:
@@ -151,44 +134,47 @@ def validate_ranking(result: SearchResult, ctx: SearchContext, n: int, out_dir: 
     """Distill ``n`` candidates spread over the ranking and correlate proxies with accuracy."""
     cfg = result.spec.validation
     out_dir = Path(out_dir)
+    target = ctx.task.target
+    key = target.key
     params = [s.measurement.params for s in result.ranked]
     budget = cfg.param_budget or densest_budget(params, cfg.band)
     lo, hi = band_limits(budget, cfg.band)
     chosen = select_for_validation(params, n, budget, cfg.band, cfg.band_share)
     partial_path = out_dir / PARTIAL
     done: dict[str, Any] = json.loads(partial_path.read_text()) if partial_path.exists() else {}
-    teacher = teacher_sha256(ctx)
+    inputs = ctx.task.search_task().ensure_inputs(ctx.pipeline, ctx.layout.root, ctx.pipeline_file,
+                                                  log=print if progress else (lambda _m: None))
     t0 = time.perf_counter()
     rows = []
     for j, i in enumerate(chosen):
         s = result.ranked[i]
-        key = s.candidate.key
-        ckpt = out_dir / "validate_checkpoints" / key
+        name = s.candidate.key
+        ckpt = out_dir / "validate_checkpoints" / name
         spec = candidate_spec(ctx, s.candidate, cfg.epochs)
-        fp = run_fingerprint(ctx, spec, teacher)
-        prev = done.get(key)
-        finished = prev is not None and prev.get("fingerprint") == fp
-        rec = prev if finished else distill_candidate(ctx, spec, fp, key, ckpt)
-        done[key] = rec
+        prev = done.get(name)
+        rec = prev if prev is not None and key in prev else None
+        if rec is None or rec.get("fingerprint") != ctx.task.search_task().fingerprint(spec, ctx.data.sha256, inputs):
+            rec = distill_candidate(ctx, spec, inputs, name, ckpt)
+        done[name] = rec
         atomic_write_json(partial_path, done)
         shutil.rmtree(ckpt, ignore_errors=True)
         rows.append({
-            "ranking_rank": i + 1, "key": key, "model": s.candidate.model, "params": s.measurement.params,
-            "in_band": bool(lo <= s.measurement.params <= hi), "accuracy": rec["accuracy"],
-            "val_accuracy": rec.get("val_accuracy"), "seconds": rec["seconds"], "fingerprint": rec["fingerprint"],
+            "ranking_rank": i + 1, "key": name, "model": s.candidate.model, "params": s.measurement.params,
+            "in_band": bool(lo <= s.measurement.params <= hi), key: rec[key],
+            f"val_{key}": rec.get(f"val_{key}"), "seconds": rec["seconds"], "fingerprint": rec["fingerprint"],
             "scores": _scores(result, i),
         })
         if progress:
-            print(f"[arch validate] {j + 1}/{len(chosen)} {key} ({s.measurement.params} params, rank {i + 1}): "
-                  f"accuracy {rec['accuracy']:.4f} in {rec['seconds']:.1f} s", flush=True)
-    calibrated = calibrate(result, chosen, rows)
+            print(f"[arch validate] {j + 1}/{len(chosen)} {name} ({s.measurement.params} params, rank {i + 1}): "
+                  f"{target.label} {rec[key]:.4f} in {rec['seconds']:.1f} s", flush=True)
+    calibrated = calibrate(result, chosen, rows, target)
     names = ["combined"] + list(result.proxies) + (["calibrated_loo"] if "loo" in calibrated else [])
-    acc = [r["accuracy"] for r in rows]
+    quality = [target.quality(r[key]) for r in rows]
     band_rows = [r for r in rows if r["in_band"]]
     correlations = {
         name: {
-            "all": tau_rho([r["scores"][name] for r in rows], acc),
-            "band": tau_rho([r["scores"][name] for r in band_rows], [r["accuracy"] for r in band_rows]),
+            "all": tau_rho([r["scores"][name] for r in rows], quality),
+            "band": tau_rho([r["scores"][name] for r in band_rows], [target.quality(r[key]) for r in band_rows]),
         }
         for name in names
     }
@@ -198,7 +184,8 @@ def validate_ranking(result: SearchResult, ctx: SearchContext, n: int, out_dir: 
         "name": result.spec.name,
         "epochs": cfg.epochs,
         "method": ctx.pipeline.distill.method,
-        "metric": "test-split accuracy of the distilled student",
+        "metric": f"{target.label} of the distilled student",
+        "target": {"key": key, "label": target.label, "higher_is_better": target.higher_is_better},
         "device": str(resolve_device(ctx.pipeline.runtime)),
         "threads": torch.get_num_threads(),
         "band": {"budget": budget, "rel": cfg.band, "lo": math.ceil(lo), "hi": math.floor(hi), "n": len(band_rows),
@@ -213,16 +200,21 @@ def validate_ranking(result: SearchResult, ctx: SearchContext, n: int, out_dir: 
 CALIBRATED = "calibrated_loo"
 
 
-def calibrate(result: SearchResult, chosen: Sequence[int], rows: list[dict[str, Any]]) -> dict[str, Any]:
+def calibrate(result: SearchResult, chosen: Sequence[int], rows: list[dict[str, Any]], target=None) -> dict[str, Any]:
     """Few-shot calibration (:mod:`autokd.search.arch.calibrate`) on the distilled candidates:
-    ridge of accuracy on every computed proxy (baselines included). Each row gets its leave-one-out
-    prediction as the score ``calibrated_loo`` (never a prediction of a model fitted on it);
-    the undistilled candidates are re-ranked by the fit on all distilled ones."""
+    ridge of the target (oriented: accuracy, −perplexity) on every computed proxy (baselines
+    included). Each row gets its leave-one-out prediction as the score ``calibrated_loo`` (never a
+    prediction of a model fitted on it); the undistilled candidates are re-ranked by the fit on all
+    distilled ones."""
+    key, quality = (target.key, target.quality) if target is not None else ("accuracy", float)
     features = list(result.proxies)
-    validated = [Observation(r["key"], result.ranked[i].values, r["accuracy"]) for i, r in zip(chosen, rows)]
+    validated = [Observation(r["key"], result.ranked[i].values, quality(r[key])) for i, r in zip(chosen, rows)]
     taken = set(chosen)
     rest = [Observation(s.candidate.key, s.values) for i, s in enumerate(result.ranked) if i not in taken]
     report = calibrated_report(validated, rest, features, top=result.spec.top_k)
+    if target is not None and not target.higher_is_better:  # the fit predicts −perplexity: say perplexity
+        for c in report.get("top_unvalidated", []):
+            c[f"predicted_{key}"] = -c.pop("predicted_accuracy")
     for r in rows:
         if "loo" in report:
             r["scores"][CALIBRATED] = report["loo"][r["key"]]

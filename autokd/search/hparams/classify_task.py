@@ -69,14 +69,18 @@ class ClassifyTask(SearchTask):
 
     def build(self, spec, root: Path, inputs, device: torch.device) -> TrialParts:
         from autokd.data.prepare import load_prepared
-        from autokd.stages import Layout, distill_extra, role_fingerprint
+        from autokd.stages import Layout
 
         layout = Layout(root)
         data = load_prepared(layout.data)
         model, objective, static = build_trial(spec, data, layout, device)
+        return TrialParts(model, objective, data, static, self.fingerprint(spec, data.sha256, inputs))
+
+    def fingerprint(self, spec, data_sha256: str, inputs) -> str:
         # the distill stage's own checkpoint fingerprint: a trial and `dvc repro` of the same spec resume alike
-        fp = role_fingerprint("student", spec, spec.student, data.sha256, distill_extra(spec, inputs.teacher_sha256))
-        return TrialParts(model, objective, data, static, fp)
+        from autokd.stages import distill_extra, role_fingerprint
+
+        return role_fingerprint("student", spec, spec.student, data_sha256, distill_extra(spec, inputs.teacher_sha256))
 
     def test_metrics(self, parts: TrialParts, spec, device: torch.device) -> dict[str, float]:
         from autokd.evaluate.metrics import predict_logits

@@ -111,9 +111,8 @@ class LMTask(SearchTask):
         from autokd.data.text.prepare import load_prepared_text
         from autokd.evaluate.flops import count_macs
         from autokd.models.registry import count_params
-        from autokd.stages import role_fingerprint
         from autokd.stages.layout import Layout
-        from autokd.stages.lm import build_lm_objective, lm_distill_extra
+        from autokd.stages.lm import build_lm_objective
         from autokd.stages.lm_init import initial_student
 
         layout = Layout(root)
@@ -125,8 +124,13 @@ class LMTask(SearchTask):
                   "max_epochs": spec.student.train.epochs, "teacher_mode": self.pipeline_task().teacher_mode(spec),
                   "failed": False, "error": ""}
         objective = build_lm_objective(spec, model, data, layout, device, outputs_dir=outputs)
-        fp = role_fingerprint("student", spec, spec.student, data.sha256, lm_distill_extra(spec, inputs.teacher_sha256))
-        return TrialParts(model, objective, data, static, fp)
+        return TrialParts(model, objective, data, static, self.fingerprint(spec, data.sha256, inputs))
+
+    def fingerprint(self, spec, data_sha256: str, inputs) -> str:
+        from autokd.stages import role_fingerprint
+        from autokd.stages.lm import lm_distill_extra
+
+        return role_fingerprint("student", spec, spec.student, data_sha256, lm_distill_extra(spec, inputs.teacher_sha256))
 
     def test_metrics(self, parts: TrialParts, spec, device: torch.device) -> dict[str, float]:
         from autokd.evaluate.lm import lm_metrics

@@ -78,6 +78,11 @@ class SearchTask(ABC):
         """The student and objective exactly as the pipeline's ``distill`` stage builds them."""
 
     @abstractmethod
+    def fingerprint(self, spec, data_sha256: str, inputs) -> str:
+        """The ``distill`` stage's checkpoint fingerprint of ``spec``'s student (what :meth:`build`
+        puts in :class:`TrialParts`), without building anything."""
+
+    @abstractmethod
     def test_metrics(self, parts: TrialParts, spec, device: torch.device) -> dict[str, float]:
         """The test metrics of the trained student, as the pipeline's ``evaluate`` computes them."""
 

@@ -43,7 +43,13 @@ meco               higher  Σ_layers λ_min(Pearson correlation of the first sam
 meco_opt           higher  Σ_layers (C/8)·λ_min of 8 channels sampled (seeded) (MeCo_opt, same paper)
 params             higher  trainable parameter count (baseline every ranking reports)
 flops              higher  multiply-accumulates at batch 1 (baseline every ranking reports)
+nonembedding_      higher  language models: parameters outside the token and position embeddings
+params                     and the vocabulary head (Javaheripi et al., LiteTransformerSearch, 2022)
 =================  ======  ====================================================================
+
+Language-model students (``decoder`` spaces) are scored by the proxies defined on token windows:
+``snip``, ``grad_norm`` and ``zico`` (next-token CE over the targets that count), ``params``,
+``flops`` and ``nonembedding_params``; a space naming another is an error.
 """
 
 from autokd.search.arch.proxies.base import (
@@ -71,7 +77,7 @@ from autokd.search.arch.proxies.activation import ZEN_ALPHA, ZEN_SEED, naswot, n
 from autokd.search.arch.proxies.gradient import ZICO_SPLITS, grad_norm, snip, synflow, zico, zico_layer_gradients
 from autokd.search.arch.proxies.correlation import MECO_OPT_CHANNELS, meco, meco_layer_values, meco_opt, \
     min_corr_eigenvalue
-from autokd.search.arch.proxies.baselines import flops, params
+from autokd.search.arch.proxies.baselines import flops, nonembedding_params, params
 
 __all__ = [
     "BASELINES",
@@ -100,6 +106,7 @@ __all__ = [
     "min_corr_eigenvalue",
     "naswot",
     "naswot_kernel",
+    "nonembedding_params",
     "normalized_gram",
     "params",
     "register_proxy",

@@ -54,21 +54,24 @@ class Proxy:
     log_scale: bool  # heavy-tailed positive values: z-scored after log
     summary: str
     paper: str
+    tasks: tuple[str, ...] = ("classify",)  # the pipeline tasks whose students it scores
 
 
 PROXIES: dict[str, Proxy] = {}
 
 
 def register_proxy(
-    name: str, *, higher_is_better: bool, needs_teacher: bool = False, log_scale: bool = False, paper: str = ""
+    name: str, *, higher_is_better: bool, needs_teacher: bool = False, log_scale: bool = False, paper: str = "",
+    tasks: tuple[str, ...] = ("classify",),
 ):
-    """Register ``fn(model, batch[, teacher]) -> float`` under ``name``."""
+    """Register ``fn(model, batch[, teacher]) -> float`` under ``name``; ``tasks``: the pipeline
+    tasks whose students it is defined for (a language model's batch is token windows)."""
 
     def deco(fn):
         if name in PROXIES:
             raise ValueError(f"proxy {name!r} registered twice")
         summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        PROXIES[name] = Proxy(name, fn, higher_is_better, needs_teacher, log_scale, summary, paper)
+        PROXIES[name] = Proxy(name, fn, higher_is_better, needs_teacher, log_scale, summary, paper, tuple(tasks))
         return fn
 
     return deco
@@ -162,6 +165,14 @@ def gram_distance(g_t: torch.Tensor, g_s: torch.Tensor) -> float:
     return float(((g_t.double() - g_s.double()) ** 2).sum() / (n * n))
 
 
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean CE of class logits ``(B, K)``, or of next-token logits ``(B, T, V)`` against targets
+    ``(B, T)`` over every target that counts (``-100``: ignored, as chat data's prompt tokens)."""
+    if logits.dim() == 3:
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100)
+    return F.cross_entropy(logits, y)
+
+
 def final_layer_grad(model: nn.Module, batch: ProxyBatch) -> torch.Tensor:
     """∂L_CE/∂W of the final layer after one forward/backward on ``batch`` (no ``.grad`` left)."""
     head = final_layer(model)
@@ -169,7 +180,7 @@ def final_layer_grad(model: nn.Module, batch: ProxyBatch) -> torch.Tensor:
     head.weight.requires_grad_(True)
     try:
         with torch.enable_grad():
-            loss = F.cross_entropy(model(batch.x), batch.y)
+            loss = cross_entropy(model(batch.x), batch.y)
             (g,) = torch.autograd.grad(loss, [head.weight])
     finally:
         head.weight.requires_grad_(needed)
@@ -198,7 +209,7 @@ def _params(model: nn.Module) -> list[torch.Tensor]:
 def _ce_grads(model: nn.Module, batch: ProxyBatch) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     params = _params(model)
     with scoring_mode(model), _keep_bn_stats(model):
-        loss = F.cross_entropy(model(batch.x), batch.y)
+        loss = cross_entropy(model(batch.x), batch.y)
         grads = torch.autograd.grad(loss, params, allow_unused=True)
     grads = [torch.zeros_like(p) if g is None else g.detach() for p, g in zip(params, grads)]
     return params, grads

@@ -6,7 +6,6 @@ import copy
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from autokd.search.arch.proxies.base import (
@@ -15,6 +14,7 @@ from autokd.search.arch.proxies.base import (
     _ce_grads,
     _keep_bn_stats,
     _params,
+    cross_entropy,
     register_proxy,
     scoring_mode,
 )
@@ -37,7 +37,7 @@ def synflow(model: nn.Module, batch: ProxyBatch) -> float:
     return float(sum((p.detach() * g).abs().sum() for p, g in zip(params, grads) if g is not None))
 
 
-@register_proxy("snip", higher_is_better=True, log_scale=True,
+@register_proxy("snip", higher_is_better=True, log_scale=True, tasks=("classify", "lm"),
                 paper="Lee, Ajanthan, Torr. SNIP: single-shot network pruning. ICLR 2019")
 def snip(model: nn.Module, batch: ProxyBatch) -> float:
     """SNIP: Σ|θ ⊙ ∂L_CE/∂θ| on the batch."""
@@ -45,7 +45,7 @@ def snip(model: nn.Module, batch: ProxyBatch) -> float:
     return float(sum((p.detach() * g).abs().sum() for p, g in zip(params, grads)))
 
 
-@register_proxy("grad_norm", higher_is_better=True, log_scale=True,
+@register_proxy("grad_norm", higher_is_better=True, log_scale=True, tasks=("classify", "lm"),
                 paper="Abdelfattah, Mehrotra, Dudziak, Lane. Zero-cost proxies for lightweight NAS. ICLR 2021")
 def grad_norm(model: nn.Module, batch: ProxyBatch) -> float:
     """grad_norm: the L2 norm of the CE gradient over all parameters."""
@@ -69,14 +69,14 @@ def zico_layer_gradients(model: nn.Module, batch: ProxyBatch, splits: int = ZICO
     with scoring_mode(model), _keep_bn_stats(model):
         for s in range(k):
             lo, hi = s * n // k, (s + 1) * n // k
-            loss = F.cross_entropy(model(batch.x[lo:hi]), batch.y[lo:hi])
+            loss = cross_entropy(model(batch.x[lo:hi]), batch.y[lo:hi])
             grads = torch.autograd.grad(loss, weights, allow_unused=True)
             for rows, w, g in zip(per_layer, weights, grads):
                 rows.append((torch.zeros_like(w) if g is None else g.detach()).double().reshape(-1))
     return [torch.stack(rows) for rows in per_layer]
 
 
-@register_proxy("zico", higher_is_better=True,
+@register_proxy("zico", higher_is_better=True, tasks=("classify", "lm"),
                 paper="Li, Yang, Bhardwaj, Marculescu. ZiCo: zero-shot NAS via inverse coefficient of variation "
                       "on gradients. ICLR 2023")
 def zico(model: nn.Module, batch: ProxyBatch) -> float:
