@@ -33,6 +33,7 @@ def guard(
 
     ``bad_input``: more exception types that mean "the input cannot work" (exit 2)."""
     from autokd.spec.errors import SpecError
+    from autokd.train.distributed import WorkersFailedError
     from autokd.train.trainer import NonFiniteLossError
 
     try:
@@ -42,6 +43,8 @@ def guard(
     except _bad_input_types() + tuple(bad_input) as exc:
         fail(str(exc), 2)
     except NonFiniteLossError as exc:
+        fail(str(exc), 1)
+    except WorkersFailedError as exc:
         fail(str(exc), 1)
     except KeyboardInterrupt:
         fail(interrupted or "interrupted; checkpoints are kept, run the same command again to resume", 130)

@@ -180,8 +180,16 @@ class EvaluateSpec(Strict):
     throughput_batch: PositiveInt = 256
 
 
+class WorkerResources(Strict):
+    """What each data-parallel worker reserves on the Ray cluster."""
+
+    cpu: float = Field(1.0, gt=0, description="CPUs per worker (also its torch threads, rounded down, at least 1)")
+    gpu: float = Field(0.0, ge=0, description="GPUs per worker (> 0: NCCL on CUDA; 0: gloo on CPU)")
+
+
 class RuntimeSpec(Strict):
-    """Where training runs. ``device: auto`` picks CUDA when present (with AMP)."""
+    """Where training runs. ``device: auto`` picks CUDA when present (with AMP). ``workers: N``
+    (N ≥ 2) trains each role on N data-parallel Ray Train workers (:mod:`autokd.train.distributed`)."""
 
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
     amp: Literal["auto", "on", "off"] = Field("auto", description="mixed precision: auto = on for CUDA")
@@ -192,6 +200,9 @@ class RuntimeSpec(Strict):
     teacher_precision: Literal["same", "fp32", "bf16", "fp16"] = Field(
         "same", description="the teacher's weights when it runs during distillation (live, or writing the LM "
         "top-k cache): same = fp32 weights under the run's autocast; bf16/fp16 halve its memory")
+    workers: int = Field(1, ge=0, description="data-parallel Ray Train workers per training stage (0 or 1: this "
+                         "process, as before; N >= 2: N workers, each on its slice of every batch)")
+    resources_per_worker: WorkerResources = Field(default_factory=WorkerResources)
 
     @model_validator(mode="after")
     def _one_precision_switch(self) -> "RuntimeSpec":
@@ -200,7 +211,31 @@ class RuntimeSpec(Strict):
                              "give precision only (amp is its older on/off form)")
         if self.device == "cpu" and "fp16" in (self.precision, self.teacher_precision):
             raise ValueError("fp16 needs CUDA (no loss scaler on a CPU): use bf16 or fp32 with runtime.device cpu")
+        if self.workers > 1:
+            gpu = self.resources_per_worker.gpu
+            if self.device.startswith("cuda") and gpu == 0:
+                raise ValueError(f"runtime.device {self.device} with {self.workers} workers: give each a GPU "
+                                 "(runtime.resources_per_worker.gpu: 1), or use device cpu")
+            if self.device in ("cpu", "mps") and gpu > 0:
+                raise ValueError(f"runtime.resources_per_worker.gpu is {gpu:g} but runtime.device is {self.device}: "
+                                 "workers with GPUs train on CUDA (device auto or cuda)")
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        """The worker knobs are left out of a dump at their defaults (manifests keep their bytes)."""
+        out = handler(self)
+        if isinstance(out, dict):
+            if out.get("workers") == 1:
+                del out["workers"]
+            if out.get("resources_per_worker") == {"cpu": 1.0, "gpu": 0.0}:
+                del out["resources_per_worker"]
+        return out
+
+
+#: runtime keys that say where a run trains, not what it learns: left out of checkpoint fingerprints,
+#: so a run resumes on any number of workers
+PLACEMENT_KEYS = ("workers", "resources_per_worker")
 
 
 class PipelineSpec(Strict):

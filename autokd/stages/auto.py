@@ -29,9 +29,9 @@ from autokd.spec.pipeline import PipelineSpec
 from autokd.stages.auto_spec import candidate_distills, describe
 from autokd.stages.layout import Layout, LiveLogger
 from autokd.stages.recipe import build_distill_objective, build_role_model, distill_extra, role_fingerprint, save_role
-from autokd.stages.recipe import setup
+from autokd.stages.recipe import fit, setup
 from autokd.stages.validate import effective_distill
-from autokd.train.trainer import TrainResult, train
+from autokd.train.trainer import TrainResult
 from autokd.utils.io import atomic_write_json
 
 SELECTION_FILE = "selection.json"
@@ -66,9 +66,9 @@ def select_candidate(spec: PipelineSpec, layout: Layout, data: PreparedData, dev
         model = build_role_model(spec.student, data)
         objective = build_distill_objective(cspec, model, data, layout, device)
         fp = role_fingerprint("student", cspec, spec.student, data.sha256, distill_extra(cspec, teacher_sha256))
-        result = train(model, data.train, data.val, spec.student.train, objective, device=device, amp=amp,
-                       checkpoint_dir=layout.checkpoints("student") / "auto" / str(i), run_fingerprint=fp,
-                       name=f"student [auto {i + 1}/{len(cands)}: {describe(cand)}]", progress=progress)
+        result = fit(spec, model, data, spec.student.train, objective, device, amp,
+                     layout.checkpoints("student") / "auto" / str(i), fp,
+                     f"student [auto {i + 1}/{len(cands)}: {describe(cand)}]", progress)
         acc, loss = float(result.final["val_accuracy"]), float(result.final["val_loss"])
         table.append({"candidate": i, "recipe": describe(cand), "val_accuracy": acc, "val_loss": loss})
         log(f"[distill] auto {i + 1}/{len(cands)} {describe(cand)}: val accuracy {acc:.4f}, val loss {loss:.4f}")

@@ -20,7 +20,7 @@ from autokd.models.features import feature_shapes
 from autokd.models.registry import build_model
 from autokd.spec.document import dump_spec
 from autokd.spec.errors import SpecError
-from autokd.spec.pipeline import PipelineSpec, RoleSpec
+from autokd.spec.pipeline import PLACEMENT_KEYS, PipelineSpec, RoleSpec
 from autokd.stages.auto_spec import candidate_distills, is_auto
 from autokd.stages.layout import Layout, LiveLogger
 from autokd.stages.validate import effective_distill, feature_pair_issues, method_params
@@ -53,8 +53,8 @@ def distill_extra(spec: PipelineSpec, source_sha256: str, **more: Any) -> dict[s
 def role_fingerprint(role: str, spec: PipelineSpec, role_spec: RoleSpec, data_sha256: str, extra: Any) -> str:
     """The checkpoint fingerprint of a run: a checkpoint with another one is ignored. It holds
     the training code's digest, so changed code trains afresh rather than resuming."""
-    return fingerprint(role, dump_spec(role_spec), dump_spec(spec.runtime), data_sha256, extra,
-                       {"code": training_code_digest()})
+    runtime = {k: v for k, v in dump_spec(spec.runtime).items() if k not in PLACEMENT_KEYS}  # resumable on any N
+    return fingerprint(role, dump_spec(role_spec), runtime, data_sha256, extra, {"code": training_code_digest()})
 
 
 def train_role(
@@ -77,14 +77,26 @@ def train_role(
     fp = role_fingerprint(role, spec, role_spec, data.sha256, extra_fingerprint)
     live = LiveLogger(layout.live(role))
     try:
-        result = train(
-            model, data.train, data.val, role_spec.train, objective,
-            device=device, amp=amp, checkpoint_dir=layout.checkpoints(role), run_fingerprint=fp,
-            name=role, on_epoch=live.log, replay=live.log, progress=progress,
-        )
+        result = fit(spec, model, data, role_spec.train, objective, device, amp, layout.checkpoints(role), fp, role,
+                     progress, on_epoch=live.log, replay=live.log)
     finally:
         live.close()
     return model, result
+
+
+def fit(spec: PipelineSpec, model: torch.nn.Module, data: PreparedData, cfg, objective: torch.nn.Module,
+        device: torch.device, amp, checkpoint_dir: Path, run_fingerprint: str, name: str, progress: bool = True,
+        on_epoch=None, replay=None) -> TrainResult:
+    """:func:`~autokd.train.train` of ``model`` on ``data`` with checkpoints in ``checkpoint_dir``; with
+    ``runtime.workers`` ≥ 2 on that many Ray Train workers first (:mod:`autokd.train.distributed`),
+    whose final checkpoint the same call then restores (no epoch left to run)."""
+    if spec.runtime.workers > 1:
+        from autokd.train.distributed import fit_on_workers
+
+        fit_on_workers(model, data.train, data.val, cfg, objective, runtime=spec.runtime, amp=amp,
+                       checkpoint_dir=checkpoint_dir, run_fingerprint=run_fingerprint, name=name, progress=progress)
+    return train(model, data.train, data.val, cfg, objective, device=device, amp=amp, checkpoint_dir=checkpoint_dir,
+                 run_fingerprint=run_fingerprint, name=name, on_epoch=on_epoch, replay=replay, progress=progress)
 
 
 def save_role(

@@ -15,7 +15,10 @@
   live in ``TrainResult.epoch_seconds`` and in the records passed to callbacks);
 - gradient clipping over every parameter the optimizer updates (the objective's too);
 - autocast at ``runtime.precision`` (fp16 on CUDA with the grad scaler's state checkpointed,
-  bf16 on CPU and CUDA).
+  bf16 on CPU and CUDA);
+- data-parallel workers (``shard``, :mod:`autokd.train.distributed`): the same loop on each
+  worker's slice of every batch, the gradients summed over workers before the step, rank 0
+  writing the checkpoints.
 """
 
 from __future__ import annotations
@@ -113,6 +116,14 @@ class TrainResult:
     epoch_seconds: list[float] = field(default_factory=list)
 
 
+def _sums(shard, sum_loss: float, seen: int, correct) -> tuple[float, int, int]:
+    """An epoch's running loss sum, target count and correct count, over every worker."""
+    if shard is None:
+        return sum_loss, seen, int(correct)
+    loss, n, c = shard.sum_values(sum_loss, seen, float(int(correct)))
+    return loss, int(round(n)), int(round(c))
+
+
 def best_epoch(history: list[dict[str, float]]) -> int | None:
     """Index of the epoch with the lowest validation loss (the first of equals); None without one."""
     losses = [(rec["val_loss"], i) for i, rec in enumerate(history)
@@ -142,6 +153,7 @@ def train(
     replay: Callable[[dict[str, float]], None] | None = None,
     progress: bool = True,
     validate: Callable[[nn.Module, Split, torch.device], dict[str, float]] | None = None,
+    shard: Any = None,
 ) -> TrainResult:
     """Train ``model`` with ``objective`` for ``cfg.epochs`` epochs, resuming if possible.
 
@@ -154,8 +166,10 @@ def train(
     ``cfg.patience`` the run ends early once the validation loss has not improved for that many
     epochs (the learning-rate schedule keeps its full length). ``validate(model, split, device)``
     gives an epoch's validation metrics (``loss`` at least; default :func:`evaluate_split`: NLL and
-    accuracy), for a task whose targets are not classes.
+    accuracy), for a task whose targets are not classes. ``shard`` (a
+    :class:`~autokd.train.distributed.Shard`) makes this call one data-parallel worker.
     """
+    main = shard is None or shard.main  # the one process that writes checkpoints
     start_time = time.perf_counter()
     model.to(device)
     objective.to(device)
@@ -194,7 +208,7 @@ def train(
         for rec, secs in zip(history, epoch_seconds):
             replay({**rec, "seconds": secs})
 
-    best = BestWeights(Path(checkpoint_dir) / BEST_NAME if checkpoint_dir else None)
+    best = BestWeights(Path(checkpoint_dir) / BEST_NAME if checkpoint_dir and main else None)
     bar = Progress(name, cfg.epochs, len(batches), enabled=progress)
     bar.skip_to(first_epoch)
     try:
@@ -214,8 +228,10 @@ def train(
             step = 0  # micro-batches seen this epoch
             skip = 0
             if mid is not None and int(mid["epoch"]) == epoch:  # resume inside this epoch
-                skip, step, sum_loss, seen = int(mid["groups"]), int(mid["step"]), float(mid["sum_loss"]), int(mid["seen"])
-                sum_correct += int(mid["sum_correct"])
+                skip, step = int(mid["groups"]), int(mid["step"])
+                if main:  # the checkpoint holds the sums over every worker: counted once
+                    sum_loss, seen = float(mid["sum_loss"]), int(mid["seen"])
+                    sum_correct += int(mid["sum_correct"])
                 if mid.get("objective_step") is not None:
                     objective.step = int(mid["objective_step"])  # the on-policy (seed, epoch, step) draws
             mid = None
@@ -227,10 +243,14 @@ def train(
                 if cfg.schedule_unit == "step":
                     lr = cfg.lr * step_lr_factor(cfg, epoch * steps_per_epoch + gi, total_steps)
                     set_lr(optimizer, lr)
-                micro = [b.to(device) for b in group]
-                total = sum(loss_count(b.y) for b in micro)  # the step's loss tokens (samples for a classifier)
+                total = sum(loss_count(b.y) for b in group)  # the step's loss tokens (samples for a classifier)
+                micro = [(shard.take(b) if shard is not None else b).to(device) for b in group]
                 optimizer.zero_grad(set_to_none=True)
                 for batch in micro:
+                    if shard is not None and batch.x.shape[0] == 0:  # fewer rows than workers: nothing here
+                        step += 1
+                        bar.step()
+                        continue
                     with autocast(device, amp):
                         loss, logits, parts = objective(model, batch)
                     value = loss.item()
@@ -238,7 +258,7 @@ def train(
                         raise NonFiniteLossError(epoch, step, value, {k: float(v) for k, v in parts.items()})
                     n = loss_count(batch.y)  # samples, or loss tokens for a language model
                     # a micro-batch's mean loss weighted by its share of the step's tokens: the step's mean
-                    share = loss if len(micro) == 1 else loss * (n / total)
+                    share = loss if len(micro) == 1 and shard is None else loss * (n / total)
                     (scaler.scale(share) if scaler is not None else share).backward()
                     sum_loss += value * n
                     if not batch.y.is_floating_point():  # class or token targets (a regression has none)
@@ -246,6 +266,8 @@ def train(
                     seen += n
                     step += 1
                     bar.step()
+                if shard is not None:
+                    shard.sum_grads(clipped)  # every worker now holds the global batch's gradient
                 if scaler is not None:
                     if cfg.grad_clip:
                         scaler.unscale_(optimizer)
@@ -259,25 +281,31 @@ def train(
                 done = epoch * steps_per_epoch + gi + 1
                 if ckpt_path is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0 \
                         and gi + 1 < steps_per_epoch:  # the epoch's end writes its own
-                    here = {"epoch": epoch, "groups": gi + 1, "step": step, "sum_loss": sum_loss, "seen": seen,
-                            "sum_correct": int(sum_correct), "objective_step": getattr(objective, "step", None)}
-                    save_checkpoint(ckpt_path, model, optimizer, objective,
-                                    {"epoch": epoch - 1, "history": history, "epoch_seconds": epoch_seconds,
-                                     "fingerprint": run_fingerprint, "name": name, "mid": here}, scaler)
+                    g_loss, g_seen, g_correct = _sums(shard, sum_loss, seen, sum_correct)
+                    here = {"epoch": epoch, "groups": gi + 1, "step": step, "sum_loss": g_loss, "seen": g_seen,
+                            "sum_correct": g_correct, "objective_step": getattr(objective, "step", None)}
+                    if main:
+                        save_checkpoint(ckpt_path, model, optimizer, objective,
+                                        {"epoch": epoch - 1, "history": history, "epoch_seconds": epoch_seconds,
+                                         "fingerprint": run_fingerprint, "name": name, "mid": here}, scaler)
+            sum_loss, seen, correct = _sums(shard, sum_loss, seen, sum_correct)  # over every worker
             rec = {
                 "epoch": epoch + 1,
                 "lr": lr,
                 "train_loss": sum_loss / seen,
             }
             if not batch.y.is_floating_point():
-                rec["train_accuracy"] = int(sum_correct) / seen
-            val = (validate or evaluate_split)(model, val_split, device)
+                rec["train_accuracy"] = correct / seen
+            if validate is None and shard is not None:
+                val = shard.evaluate(model, val_split, device)  # each worker its rows, the sums over all
+            else:
+                val = (validate or evaluate_split)(model, val_split, device)
             rec.update({f"val_{k}": v for k, v in val.items()})
             history.append(rec)
             epoch_seconds.append(time.perf_counter() - t0)
-            if cfg.keep == "best" and best_epoch(history) == len(history) - 1:
+            if cfg.keep == "best" and best_epoch(history) == len(history) - 1 and main:
                 best.save(model)  # before the checkpoint: a resumed run finds the best weights of its history
-            if ckpt_path is not None:
+            if ckpt_path is not None and main:
                 save_checkpoint(
                     ckpt_path, model, optimizer, objective,
                     {"epoch": epoch, "history": history, "epoch_seconds": epoch_seconds,
@@ -300,7 +328,7 @@ def train(
     finally:
         bar.close()
     final = {k: v for k, v in (history[-1] if history else {}).items()}
-    if cfg.keep == "best" and history and best_epoch(history) is not None:
+    if cfg.keep == "best" and history and best_epoch(history) is not None and main:
         kept = best_epoch(history)
         if kept != len(history) - 1:
             best.load(model)

@@ -39,6 +39,15 @@ def evaluate_split(model: nn.Module, split: Split, device: torch.device, batch_s
     :data:`autokd.utils.chunks.LOGITS_BUDGET`."""
     if len(split) == 0:
         return {}
+    total_loss, correct, count = split_sums(model, split, device, batch_size)
+    return {"loss": total_loss / count, "accuracy": correct / count}
+
+
+def split_sums(model: nn.Module, split: Split, device: torch.device, batch_size: int = 512) -> tuple[float, int, int]:
+    """The summed NLL, correct predictions and predictions counted of :func:`evaluate_split` (what
+    data-parallel workers add up over their slices of a split)."""
+    if len(split) == 0:
+        return 0.0, 0, 0
     was = model.training
     model.eval()
     batch_size = rows_per_pass(model, split.x, device, batch_size)  # a language model's logits stay bounded
@@ -54,5 +63,4 @@ def evaluate_split(model: nn.Module, split: Split, device: torch.device, batch_s
         correct += int(count_correct(logits, y))
         count += loss_count(y)
     model.train(was)
-    return {"loss": total_loss / count, "accuracy": correct / count}
-
+    return total_loss, correct, count

@@ -22,7 +22,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,6 +31,7 @@ from autokd.search.hparams.address import check_ray_address, unreachable
 from autokd.search.hparams.errors import SearchError
 from autokd.search.hparams.objectives import OBJECTIVES, keys_and_modes
 from autokd.search.hparams.progress import SearchProgress
+from autokd.utils.ray_env import configure_environment, short_temp_dir  # noqa: F401  (here for callers)
 from autokd.search.hparams.results import TrialRecord, final_metrics, static_metrics, status_of
 from autokd.search.hparams.spec import LoadedSearch, max_epochs
 from autokd.search.hparams.trial import TrialContext
@@ -56,32 +56,6 @@ class FailureAwareOptunaSearch(OptunaSearch):
 
 # ------------------------------------------------------------------------------ environment
 
-
-def short_temp_dir() -> str:
-    """A short folder we own for Ray's sockets (Unix socket paths are limited to ~107 bytes)."""
-    base = os.environ.get("TMPDIR") or tempfile.gettempdir()
-    if len(base) > 40:
-        base = "/tmp"
-    path = os.path.join(base, f"akd-ray-{os.getuid()}")
-    os.makedirs(path, exist_ok=True)
-    return path
-
-
-def configure_environment() -> dict[str, str]:
-    """Environment for Ray here and in its workers: no auth token, no chdir into trial dirs,
-    a TMPDIR we own. Returns the variables workers need."""
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    # snapshot the experiment state often (it is small): a resume after a crash repeats less
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "3")  # with verbose=0: no Tune tables; we print our own
-    if not os.environ.get("TMPDIR"):
-        tmp = os.path.join(tempfile.gettempdir(), f"akd-{os.getuid()}")
-        os.makedirs(tmp, exist_ok=True)
-        os.environ["TMPDIR"] = tmp
-    return {"RAY_CHDIR_TO_TRIAL_DIR": "0", "RAY_AUTH_MODE": os.environ["RAY_AUTH_MODE"]}
 
 
 def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:

@@ -46,6 +46,9 @@ def prepare_context(loaded, log=print, evaluate_test: bool = True):
     pipeline = task.validate(apply_overrides(loaded.base, spec.fixed), file=str(loaded.pipeline_file),
                              root=Path.cwd())
     inputs = task.ensure_inputs(pipeline, loaded.root, str(loaded.pipeline_file), log=log)
+    if pipeline.runtime.workers > 1:
+        log(f"[search] runtime.workers: {pipeline.runtime.workers} applies to the pipeline's stages; each search "
+            "trial trains in one process with the search's budget.resources (multi-worker trials are not built)")
     space = Space.from_loaded(loaded)
     ctx = TrialContext(search=spec.name, base=loaded.base, pipeline_file=str(loaded.pipeline_file),
                        root=str(loaded.root), space=space, objectives=dict(spec.objectives),
