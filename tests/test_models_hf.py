@@ -160,3 +160,10 @@ def test_a_pretrained_teacher_is_used_as_it_is(hf_folder, tmp_path, monkeypatch)
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(spec))
     res = CliRunner().invoke(app, ["validate", "bad.yaml"])
     assert res.exit_code == 2 and "teacher.train" in res.output and "hf_causal_lm" in res.output
+
+    # `train: {epochs: 0}` is the other spelling of `train: null`
+    from autokd.stages.lm_validate import validate_lm_pipeline
+
+    spec = _hf_teacher_spec(hf_folder, None, "fkl")
+    spec["teacher"]["train"] = {"epochs": 0, "lr": 0.1}
+    assert validate_lm_pipeline(spec, root=tmp_path).teacher.train is None

@@ -97,8 +97,17 @@ class LMTeacherSpec(RoleSpec):
     as it is (a local Hugging Face folder: ``model: {name: hf_causal_lm, params: {path: …}}``):
     the ``train_teacher`` stage evaluates it and saves it, never trains it."""
 
-    train: TrainSpec | None = Field(default_factory=TrainSpec, description="how to train it; null: a pretrained "
-                                    "teacher (hf_causal_lm) used as it is (evaluated, cached, never trained)")
+    train: TrainSpec | None = Field(default_factory=TrainSpec, description="how to train it; null (or epochs: 0): "
+                                    "a pretrained teacher (hf_causal_lm) used as it is (evaluated, cached, never "
+                                    "trained)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _zero_epochs_is_no_training(cls, data):
+        """``train: {epochs: 0}`` is the other spelling of ``train: null`` (nothing else of it is read)."""
+        if isinstance(data, dict) and isinstance(data.get("train"), dict) and data["train"].get("epochs") == 0:
+            data = {**data, "train": None}
+        return data
 
 
 class StudentInitSpec(Strict):
