@@ -13,10 +13,14 @@ import pytest
 
 from hparams_support import REPO, tiny_search, write_pipeline, write_search
 
+# long enough that the second trial is still running 4 s after the first one ends, on an idle
+# machine too (at 120 epochs it could finish inside that window, leaving nothing to resume)
+EPOCHS = 360
+
 
 @pytest.mark.slow
 def test_resume_after_the_driver_is_killed(tmp_path):
-    write_pipeline(tmp_path, **{"student.train.epochs": 120})  # a few seconds per trial
+    write_pipeline(tmp_path, **{"student.train.epochs": EPOCHS})  # several times the 4 s window below
     doc = tiny_search(tmp_path / "tiny.yaml", tmp_path, name="resume", budget={"trials": 3, "max_concurrent": 1},
                       scheduler={"type": "fifo"})
     spec = write_search(tmp_path, doc)
@@ -46,7 +50,7 @@ def test_resume_after_the_driver_is_killed(tmp_path):
     res = subprocess.run(cmd + ["--resume"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert res.returncode == 0, res.stdout + res.stderr
     trials = {t["trial"]: t for t in json.loads((out / "trials.json").read_text())}
-    assert len(trials) == 3 and all(t["status"] == "completed" and t["epochs"] == 120 for t in trials.values()), \
+    assert len(trials) == 3 and all(t["status"] == "completed" and t["epochs"] == EPOCHS for t in trials.values()), \
         [(t["trial"], t["status"], t["reason"]) for t in trials.values()]
     # the trial that had finished was not run again: its last result predates the kill
     assert trials[first]["finished_at"] <= killed_at and trials[first]["resumed_from"] == 0
