@@ -241,7 +241,8 @@ def _descendants(pid: int) -> dict[int, str]:
 @pytest.mark.slow
 def test_a_killed_worker_resumes_from_the_last_checkpoint(tmp_path, tiny_spec_text):
     """kill -9 of one Ray Train worker mid-run: the stage exits 1 saying the checkpoint is kept; the
-    same command again resumes from it and ends with exactly the weights of an uninterrupted run."""
+    same command again resumes from it and ends with exactly the weights of an uninterrupted run
+    (with dropout, so each worker's generator must come back as it was)."""
     import signal
     import subprocess
     import sys
@@ -253,7 +254,8 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(tmp_path, tiny_spec_te
 
     doc = yaml.safe_load(tiny_spec_text)
     doc["data"]["max_samples"] = 1797
-    doc["teacher"]["model"] = {"name": "mlp", "params": {"hidden": [128, 128]}}
+    # dropout: the resumed workers must draw what they would have (each worker's generator is checkpointed)
+    doc["teacher"]["model"] = {"name": "mlp", "params": {"hidden": [128, 128], "dropout": 0.2}}
     doc["teacher"]["train"].update(epochs=12, batch_size=32)
     doc["runtime"]["workers"] = 2
     path = tmp_path / "w2.yaml"
@@ -304,3 +306,25 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(tmp_path, tiny_spec_te
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert (clean / "artifacts" / "teacher" / "history.json").read_bytes() == \
         (killed / "artifacts" / "teacher" / "history.json").read_bytes()
+
+
+def test_a_workers_failure_record_becomes_the_drivers_error(tmp_path):
+    """A worker's non-finite loss comes back as the trainer's NonFiniteLossError (a search marks that
+    trial failed, the CLI exits 1 naming epoch and step); anything else as WorkersFailedError naming
+    the kept checkpoint; no record at all (a killed worker) says so."""
+    from autokd.train.distributed import FAILURE_PREFIX, WorkersFailedError, raise_worker_failure
+    from autokd.train.trainer import NonFiniteLossError
+    from autokd.utils.io import atomic_write_json
+
+    with pytest.raises(WorkersFailedError, match="died without a message.*run the same command again"):
+        raise_worker_failure(tmp_path, "teacher", 2)
+    atomic_write_json(tmp_path / f"{FAILURE_PREFIX}1.json",
+                      {"rank": 1, "type": "RuntimeError", "message": "[gloo] Connection reset by peer\nmore"})
+    with pytest.raises(WorkersFailedError, match=r"worker 1: RuntimeError: \[gloo\] Connection reset by peer\)"):
+        raise_worker_failure(tmp_path, "teacher", 2)
+    atomic_write_json(tmp_path / f"{FAILURE_PREFIX}0.json",
+                      {"rank": 0, "type": "NonFiniteLossError", "message": "non-finite loss",
+                       "non_finite": {"epoch": 2, "step": 5, "value": "nan", "parts": {"ce": 1.0}}})
+    with pytest.raises(NonFiniteLossError, match=r"epoch 3, step 6 \[ce=1\]") as err:
+        raise_worker_failure(tmp_path, "teacher", 2)
+    assert err.value.epoch == 2 and err.value.step == 5

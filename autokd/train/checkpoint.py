@@ -50,8 +50,10 @@ def save_checkpoint(
     extra: nn.Module | None,
     meta: dict[str, Any],
     scaler: torch.amp.GradScaler | None = None,
+    more: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Write model + optimizer + extra-module (+ grad-scaler) state and ``meta`` atomically to ``path``."""
+    """Write model + optimizer + extra-module (+ grad-scaler) state and ``meta`` atomically to ``path``
+    (``more``: further tensors, e.g. every data-parallel worker's RNG state)."""
     tensors: dict[str, torch.Tensor] = {}
     for k, v in state_tensors(model).items():  # tied aliases kept once
         tensors[f"model.{k}"] = v
@@ -64,6 +66,7 @@ def save_checkpoint(
     if torch.cuda.is_available():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng.cuda{i}"] = s
+    tensors.update(more or {})
     doc = dict(meta)
     doc["optimizer"] = opt_meta
     if scaler is not None and scaler.is_enabled():

@@ -21,7 +21,9 @@ Not the same bytes as one process: the global batch's loss is a sum of per-worke
 batch to rounding, not bitwise (``tests/test_distributed.py`` states the tolerance). BatchNorm
 normalises each worker's slice with its own statistics (as ``DistributedDataParallel`` without
 ``SyncBatchNorm``), so a model with BatchNorm also differs by more than rounding. Dropout draws
-from each worker's own generator (seeded by the spec's seed and the rank).
+from each worker's own generator (seeded by the spec's seed and the rank); the checkpoint holds
+every worker's generator state, so a run resumed on as many workers draws exactly what the
+uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -82,6 +84,30 @@ class Shard:
             return {}
         loss, correct, count = self.sum_values(*split_sums(model, self.take_split(split), device))
         return {"loss": loss / count, "accuracy": correct / count}
+
+    def rng_states(self) -> dict[str, torch.Tensor]:
+        """Every worker's generator states, gathered (a collective: every worker calls it), as
+        checkpoint tensors ``rng.rank{r}.torch`` (and ``.cuda``)."""
+        import torch.distributed as dist
+
+        mine = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            mine["cuda"] = torch.cuda.get_rng_state()
+        gathered: list[Any] = [None] * self.world
+        dist.all_gather_object(gathered, mine)
+        return {f"rng.rank{r}.{k}": v for r, states in enumerate(gathered) for k, v in states.items()}
+
+    def restore_rng(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        """This worker's generator states from a checkpoint written by as many workers (on another
+        number of workers each keeps its seeded stream, and dropout draws differ from then on)."""
+        if meta.get("workers") != self.world:
+            return
+        own = tensors.get(f"rng.rank{self.rank}.torch")
+        if own is not None:
+            torch.set_rng_state(own)
+        cuda = tensors.get(f"rng.rank{self.rank}.cuda")
+        if cuda is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state(cuda)
 
     def sum_grads(self, params: list[nn.Parameter]) -> None:
         """Sum every parameter's gradient over the workers (a missing gradient counts as zero)."""

@@ -116,6 +116,13 @@ class TrainResult:
     epoch_seconds: list[float] = field(default_factory=list)
 
 
+def _worker_rngs(shard) -> tuple[dict[str, torch.Tensor] | None, dict[str, int]]:
+    """Every worker's generator states and the worker count, for a data-parallel checkpoint (none alone)."""
+    if shard is None:
+        return None, {}
+    return shard.rng_states(), {"workers": shard.world}
+
+
 def _sums(shard, sum_loss: float, seen: int, correct) -> tuple[float, int, int]:
     """An epoch's running loss sum, target count and correct count, over every worker."""
     if shard is None:
@@ -194,6 +201,8 @@ def train(
             tensors, meta = {}, {}
         if meta and meta.get("fingerprint") == run_fingerprint:
             restore(tensors, meta, model, optimizer, objective, scaler)
+            if shard is not None:
+                shard.restore_rng(tensors, meta)  # each worker its own generator, not rank 0's
             # (a checkpoint of older code never gets here: its fingerprint holds another code digest)
             history = meta["history"]
             epoch_seconds = [float(x) for x in meta["epoch_seconds"]]
@@ -284,10 +293,12 @@ def train(
                     g_loss, g_seen, g_correct = _sums(shard, sum_loss, seen, sum_correct)
                     here = {"epoch": epoch, "groups": gi + 1, "step": step, "sum_loss": g_loss, "seen": g_seen,
                             "sum_correct": g_correct, "objective_step": getattr(objective, "step", None)}
+                    rngs, workers = _worker_rngs(shard)
                     if main:
                         save_checkpoint(ckpt_path, model, optimizer, objective,
                                         {"epoch": epoch - 1, "history": history, "epoch_seconds": epoch_seconds,
-                                         "fingerprint": run_fingerprint, "name": name, "mid": here}, scaler)
+                                         "fingerprint": run_fingerprint, "name": name, "mid": here, **workers},
+                                        scaler, rngs)
             sum_loss, seen, correct = _sums(shard, sum_loss, seen, sum_correct)  # over every worker
             rec = {
                 "epoch": epoch + 1,
@@ -305,13 +316,15 @@ def train(
             epoch_seconds.append(time.perf_counter() - t0)
             if cfg.keep == "best" and best_epoch(history) == len(history) - 1 and main:
                 best.save(model)  # before the checkpoint: a resumed run finds the best weights of its history
-            if ckpt_path is not None and main:
-                save_checkpoint(
-                    ckpt_path, model, optimizer, objective,
-                    {"epoch": epoch, "history": history, "epoch_seconds": epoch_seconds,
-                     "fingerprint": run_fingerprint, "name": name},
-                    scaler,
-                )
+            if ckpt_path is not None:
+                rngs, workers = _worker_rngs(shard)
+                if main:
+                    save_checkpoint(
+                        ckpt_path, model, optimizer, objective,
+                        {"epoch": epoch, "history": history, "epoch_seconds": epoch_seconds,
+                         "fingerprint": run_fingerprint, "name": name, **workers},
+                        scaler, rngs,
+                    )
             timed = {**rec, "seconds": epoch_seconds[-1]}
             bar.epoch(timed)
             if on_epoch is not None:
