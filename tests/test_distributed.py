@@ -27,6 +27,7 @@ from autokd.spec.pipeline import TrainSpec
 from autokd.train.distributed import Shard
 from autokd.train.lm_objective import LMDistillObjective
 from autokd.train.trainer import CrossEntropyObjective, train
+from lm_support import TINY_LM
 
 CPU = torch.device("cpu")
 
@@ -158,18 +159,13 @@ def test_classifier_stages_on_two_ray_workers(tmp_path, tiny_spec_text):
         assert (roots[2] / "dvclive" / role).is_dir()
 
 
-TINY_LM = {
-    "task": "lm",
-    "name": "tiny_lm",
-    "data": {"max_documents": 12, "holdout_every": 4, "context": 32, "tokenizer": {"vocab_size": 300}},
-    "teacher": {"model": {"name": "decoder", "params": {"layers": 2, "width": 32, "heads": 2}},
-                "train": {"epochs": 2, "batch_size": 16, "lr": 3e-3}},
-    "student": {"model": {"name": "decoder", "params": {"layers": 1, "width": 16, "heads": 2}},
-                "train": {"epochs": 2, "batch_size": 16, "lr": 3e-3, "accumulate": 2}},
-    "distill": {"method": "fkl", "alpha": 0.5, "top_k": 8, "representation": {"method": "hidden_mse"}},
-    "evaluate": {"prompts": 4, "prompt_tokens": 8, "new_tokens": 8, "speed": False},
-    "runtime": {"device": "cpu", "num_threads": 1},
-}
+
+def _tiny_lm_workers() -> dict:
+    """The tiny LM pipeline with a live teacher (token KD + hidden-state transfer) and accumulation 2."""
+    doc = copy.deepcopy(TINY_LM)
+    doc["student"]["train"]["accumulate"] = 2
+    doc["distill"]["representation"] = {"method": "hidden_mse"}
+    return doc
 
 
 @pytest.mark.slow
@@ -183,7 +179,7 @@ def test_lm_stages_on_two_ray_workers(tmp_path):
 
     roots = {}
     for workers in (1, 2):
-        doc = copy.deepcopy(TINY_LM)
+        doc = _tiny_lm_workers()
         doc["runtime"]["workers"] = workers
         path = tmp_path / f"lm{workers}.yaml"
         path.write_text(yaml.safe_dump(doc))
