@@ -153,19 +153,22 @@ def as_messages(record: Any, where: str) -> list[dict[str, str]]:
     raise DataReadError(f"{where}: a chat example needs 'prompt' and 'completion', or 'messages'; found {keys}")
 
 
-def read_chat_jsonl(path: Path, shown: str) -> list[list[dict[str, str]]]:
-    """Every non-blank line of a ``.jsonl`` file as a conversation."""
-    out = []
+def jsonl_records(path: Path, shown: str):
+    """``(where, record)`` of every non-blank line of a ``.jsonl`` file (``where``: ``file:line``);
+    a line that is not JSON is a :class:`DataReadError` naming it."""
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                yield f"{shown}:{lineno}", json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataReadError(f"{shown}:{lineno}: not a JSON object ({exc.msg})") from None
-            out.append(as_messages(record, f"{shown}:{lineno}"))
-    return out
+
+
+def read_chat_jsonl(path: Path, shown: str) -> list[list[dict[str, str]]]:
+    """Every non-blank line of a ``.jsonl`` file as a conversation."""
+    return [as_messages(record, where) for where, record in jsonl_records(path, shown)]
 
 
 def pydoc_conversations() -> list[list[dict[str, str]]]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from autokd.data.readers.base import DataReadError
-from autokd.data.text.chat import as_messages, pydoc_conversations, read_chat_jsonl
+from autokd.data.text.chat import as_messages, jsonl_records, pydoc_conversations, read_chat_jsonl
 from autokd.data.text.sources import get_corpus, register_corpus
 from autokd.spec.lm import TextDataSpec
 
@@ -63,22 +63,15 @@ def pydoc_documents(block_chars: int) -> tuple[list[str], dict[str, Any]]:
 
 def _jsonl_documents(path: Path, text_field: str, shown: str) -> list[str]:
     docs = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataReadError(f"{shown}:{lineno}: not a JSON object ({exc.msg})") from None
-            if not isinstance(record, dict) or text_field not in record:
-                keys = sorted(record) if isinstance(record, dict) else type(record).__name__
-                raise DataReadError(f"{shown}:{lineno}: expected an object with a {text_field!r} field "
-                                    f"(data.text_field), found {keys}")
-            if not isinstance(record[text_field], str):
-                raise DataReadError(f"{shown}:{lineno}: field {text_field!r} must be a string, "
-                                    f"found {type(record[text_field]).__name__}")
-            docs.append(record[text_field])
+    for where, record in jsonl_records(path, shown):
+        if not isinstance(record, dict) or text_field not in record:
+            keys = sorted(record) if isinstance(record, dict) else type(record).__name__
+            raise DataReadError(f"{where}: expected an object with a {text_field!r} field "
+                                f"(data.text_field), found {keys}")
+        if not isinstance(record[text_field], str):
+            raise DataReadError(f"{where}: field {text_field!r} must be a string, "
+                                f"found {type(record[text_field]).__name__}")
+        docs.append(record[text_field])
     return docs
 
 
