@@ -155,7 +155,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
         train(config["model"], config["train_split"], config["val_split"], config["cfg"], config["objective"],
               device=device, amp=config["amp"], checkpoint_dir=config["checkpoint_dir"],
               run_fingerprint=config["fingerprint"], name=config["name"], progress=config["progress"] and shard.main,
-              validate=config["validate"], shard=shard)
+              validate=config["validate"], shard=shard, until=config["until"])
     except BaseException as exc:  # noqa: BLE001  one line and the record, not a worker traceback
         from autokd.train.trainer import NonFiniteLossError
         from autokd.utils.io import atomic_write_json
@@ -189,9 +189,11 @@ def _init_ray(cpus: int) -> None:
 
 def fit_on_workers(model: nn.Module, train_split, val_split, cfg, objective: nn.Module, *, runtime,
                    amp, checkpoint_dir: str | Path, run_fingerprint: str, name: str, progress: bool,
-                   validate=None) -> None:
+                   validate=None, until: int | None = None, threads: int | None = None) -> None:
     """Train on ``runtime.workers`` Ray Train workers until ``checkpoint_dir`` holds the run's
-    final checkpoint (see the module doc); the caller restores it with :func:`~autokd.train.train`."""
+    final checkpoint (see the module doc); the caller restores it with :func:`~autokd.train.train`.
+    ``until``: stop after that many epochs (:func:`~autokd.train.train`'s ``until``); ``threads``:
+    each worker's torch threads (default: its CPUs, rounded down, at least 1)."""
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -201,7 +203,7 @@ def fit_on_workers(model: nn.Module, train_split, val_split, cfg, objective: nn.
     config = {"model": model.cpu(), "objective": objective.cpu(), "train_split": train_split, "val_split": val_split,
               "cfg": cfg, "amp": amp, "checkpoint_dir": str(Path(checkpoint_dir).resolve()),
               "fingerprint": run_fingerprint, "name": name, "progress": progress, "validate": validate,
-              "threads": max(1, int(res.cpu)), "seed": cfg.seed}
+              "threads": threads or max(1, int(res.cpu)), "seed": cfg.seed, "until": until}
     resources = {"CPU": res.cpu, **({"GPU": res.gpu} if use_gpu else {})}
     Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
     for old in Path(checkpoint_dir).glob(f"{FAILURE_PREFIX}*.json"):

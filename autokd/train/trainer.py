@@ -161,6 +161,7 @@ def train(
     progress: bool = True,
     validate: Callable[[nn.Module, Split, torch.device], dict[str, float]] | None = None,
     shard: Any = None,
+    until: int | None = None,
 ) -> TrainResult:
     """Train ``model`` with ``objective`` for ``cfg.epochs`` epochs, resuming if possible.
 
@@ -174,7 +175,10 @@ def train(
     epochs (the learning-rate schedule keeps its full length). ``validate(model, split, device)``
     gives an epoch's validation metrics (``loss`` at least; default :func:`evaluate_split`: NLL and
     accuracy), for a task whose targets are not classes. ``shard`` (a
-    :class:`~autokd.train.distributed.Shard`) makes this call one data-parallel worker.
+    :class:`~autokd.train.distributed.Shard`) makes this call one data-parallel worker. ``until``
+    stops after that many epochs of the ``cfg.epochs`` run (its schedule unchanged; ``keep: best``
+    is applied only by a call without ``until``): a caller that trains a run an epoch at a time
+    (a multi-worker search trial) resumes it from the checkpoint with the next ``until``.
     """
     main = shard is None or shard.main  # the one process that writes checkpoints
     start_time = time.perf_counter()
@@ -221,7 +225,7 @@ def train(
     bar = Progress(name, cfg.epochs, len(batches), enabled=progress)
     bar.skip_to(first_epoch)
     try:
-        for epoch in range(first_epoch, cfg.epochs):
+        for epoch in range(first_epoch, cfg.epochs if until is None else min(cfg.epochs, until)):
             if stalled(history, cfg.patience):
                 break  # early stopping (also when a resumed run had already stalled)
             t0 = time.perf_counter()
@@ -341,7 +345,7 @@ def train(
     finally:
         bar.close()
     final = {k: v for k, v in (history[-1] if history else {}).items()}
-    if cfg.keep == "best" and history and best_epoch(history) is not None and main:
+    if cfg.keep == "best" and history and best_epoch(history) is not None and main and until is None:
         kept = best_epoch(history)
         if kept != len(history) - 1:
             best.load(model)

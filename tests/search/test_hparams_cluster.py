@@ -76,3 +76,48 @@ def test_search_survives_losing_a_worker_node(tmp_path):
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+@pytest.mark.slow
+def test_search_of_two_worker_trials_on_two_nodes(tmp_path):
+    """2 trials of 2 Ray Train workers each on a head and a worker node of 1 CPU each: a trial holds
+    both CPUs (its process a sliver of them), so the trials run one after the other instead of
+    waiting on each other for ever, and both complete every epoch."""
+    from ray.cluster_utils import Cluster
+
+    from autokd.search.hparams.ray_backend import configure_environment, short_temp_dir, start_ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    configure_environment()
+    from ray._common.utils import get_default_ray_temp_dir
+
+    os.makedirs(get_default_ray_temp_dir(), exist_ok=True)
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "include_dashboard": False, "temp_dir": short_temp_dir()})
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    try:
+        start_ray(address=cluster.address)
+        write_pipeline(tmp_path)
+        doc = tiny_search(tmp_path / "tiny.yaml", tmp_path, name="workers", scheduler={"type": "fifo"},
+                          budget={"trials": 2, "resources": {"workers": 2, "cpu_per_worker": 1}})
+        outcome = run_search(write_search(tmp_path, doc), address=cluster.address, out_dir=tmp_path / "out",
+                             base_dir=tmp_path, progress=SearchProgress(2, live=False, echo=lambda _: None),
+                             log=lambda _: None)
+        assert len(outcome.records) == 2
+        assert all(r.status == "completed" and r.epochs == 3 for r in outcome.records), \
+            [(r.trial, r.status, r.reason) for r in outcome.records]
+        assert all(0.0 <= r.final["val_accuracy"] <= 1.0 for r in outcome.records)
+        # too big a trial for the cluster is refused before anything runs
+        big = tiny_search(tmp_path / "tiny.yaml", tmp_path, name="big",
+                          budget={"trials": 1, "resources": {"workers": 3, "cpu_per_worker": 1}})
+        from autokd.search.hparams.errors import SearchError
+
+        with pytest.raises(SearchError, match="3 workers"):
+            run_search(write_search(tmp_path, big, "big.yaml"), address=cluster.address, out_dir=tmp_path / "big",
+                       base_dir=tmp_path, progress=SearchProgress(1, live=False, echo=lambda _: None),
+                       log=lambda _: None)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()

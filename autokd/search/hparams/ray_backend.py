@@ -34,7 +34,7 @@ from autokd.search.hparams.progress import SearchProgress
 from autokd.utils.ray_env import configure_environment, short_temp_dir  # noqa: F401  (here for callers)
 from autokd.search.hparams.results import TrialRecord, final_metrics, static_metrics, status_of
 from autokd.search.hparams.spec import LoadedSearch, max_epochs
-from autokd.search.hparams.trial import TrialContext
+from autokd.search.hparams.trial import DRIVER_CPU, TrialContext
 
 EXPERIMENT = "tune"
 
@@ -170,6 +170,26 @@ def storage_path(loaded: LoadedSearch, out_dir: Path, storage: str | None) -> st
     return str(Path(where).resolve()) if where else str((out_dir / "ray").resolve())
 
 
+def max_concurrent(spec) -> int | None:
+    """Trials at once: the search's ``max_concurrent``; for multi-worker trials at most as many as
+    the cluster's CPUs (and GPUs) hold whole, since Tune reserves only a trial's own process and
+    trials whose workers cannot all start would wait on each other forever."""
+    import ray
+
+    res = spec.budget.resources
+    if res.workers <= 1:
+        return spec.budget.max_concurrent
+    total = ray.cluster_resources()
+    fits = int(total.get("CPU", 0) // res.trial_cpus + 1e-9)
+    if res.gpu_per_worker > 0:
+        fits = min(fits, int(total.get("GPU", 0) // (res.workers * res.gpu_per_worker) + 1e-9))
+    if fits < 1:
+        raise SearchError(f"budget.resources: a trial takes {res.workers} workers × {res.cpu_per_worker:g} CPU"
+                         + (f" and {res.gpu_per_worker:g} GPU" if res.gpu_per_worker else "")
+                         + f" but the Ray cluster has {total.get('CPU', 0):g} CPUs, {total.get('GPU', 0):g} GPUs")
+    return min(fits, spec.budget.max_concurrent or fits)
+
+
 def _tuner(loaded: LoadedSearch, ctx: TrialContext, trials: int, storage: str, progress: SearchProgress,
            recorder=None):
     from ray import tune
@@ -182,18 +202,20 @@ def _tuner(loaded: LoadedSearch, ctx: TrialContext, trials: int, storage: str, p
     single = len(keys) == 1
     metric, mode = (keys[0], modes[0]) if single else (keys, modes)
     param_space: dict[str, Any] = {}
+    concurrent = max_concurrent(spec)
     if spec.sampler_type == "grid":
-        search_alg = BasicVariantGenerator(max_concurrent=spec.budget.max_concurrent or 0)
+        search_alg = BasicVariantGenerator(max_concurrent=concurrent or 0)
         param_space = {name: tune.grid_search(values) for name, values in ctx.space.grid().items()}
         num_samples = 1
     else:
         searcher = FailureAwareOptunaSearch(space=ctx.space, metric=metric, mode=mode,
                                             sampler=make_sampler(spec, ctx.space))
-        search_alg = ConcurrencyLimiter(searcher, max_concurrent=spec.budget.max_concurrent) \
-            if spec.budget.max_concurrent else searcher
+        search_alg = ConcurrencyLimiter(searcher, max_concurrent=concurrent) if concurrent else searcher
         num_samples = trials
     scheduler = SCHEDULERS[spec.scheduler_type](loaded, keys[0], modes[0], max_epochs(loaded))
-    resources = {"cpu": spec.budget.resources.cpu, "gpu": spec.budget.resources.gpu}
+    res = spec.budget.resources
+    # a multi-worker trial's process holds a sliver; its Ray Train workers take the rest of its share
+    resources = {"cpu": DRIVER_CPU, "gpu": 0} if res.workers > 1 else {"cpu": res.cpu, "gpu": res.gpu}
     from autokd.search.hparams.ray_report import ray_trainable
 
     trainable = tune.with_resources(tune.with_parameters(ray_trainable, ctx=ctx), resources)

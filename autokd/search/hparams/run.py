@@ -46,14 +46,16 @@ def prepare_context(loaded, log=print, evaluate_test: bool = True):
     pipeline = task.validate(apply_overrides(loaded.base, spec.fixed), file=str(loaded.pipeline_file),
                              root=Path.cwd())
     inputs = task.ensure_inputs(pipeline, loaded.root, str(loaded.pipeline_file), log=log)
-    if pipeline.runtime.workers > 1:
+    res = spec.budget.resources
+    if pipeline.runtime.workers > 1 and res.workers <= 1:
         log(f"[search] runtime.workers: {pipeline.runtime.workers} applies to the pipeline's stages; each search "
-            "trial trains in one process with the search's budget.resources (multi-worker trials are not built)")
+            "trial trains in one process (give the search budget.resources.workers for multi-worker trials)")
     space = Space.from_loaded(loaded)
     ctx = TrialContext(search=spec.name, base=loaded.base, pipeline_file=str(loaded.pipeline_file),
                        root=str(loaded.root), space=space, objectives=dict(spec.objectives),
                        cpus=spec.budget.resources.cpu, inputs=inputs, evaluate_test=evaluate_test,
-                       task=loaded.task)
+                       task=loaded.task, workers=res.workers, cpu_per_worker=res.cpu_per_worker,
+                       gpu_per_worker=res.gpu_per_worker)
     return ctx
 
 

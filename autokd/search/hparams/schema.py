@@ -116,10 +116,20 @@ Dimension = Annotated[Union[Uniform, LogUniform, IntRange, Choice], Field(discri
 
 
 class Resources(Strict):
-    """Resources of one trial: CPUs and GPUs (fractions share a GPU between trials)."""
+    """Resources of one trial: CPUs and GPUs (fractions share a GPU between trials); with
+    ``workers: N`` (N ≥ 2) the trial trains on N data-parallel Ray Train workers of
+    ``cpu_per_worker`` / ``gpu_per_worker`` each, and ``cpu``/``gpu`` are not used."""
 
     cpu: float = Field(1.0, gt=0, description="CPUs per trial (also its torch threads, rounded down, at least 1)")
     gpu: float = Field(0.0, ge=0, description="GPUs per trial; 0.25 runs four trials on one GPU")
+    workers: PositiveInt = Field(1, description="Ray Train workers per trial (1: the trial trains in its own process)")
+    cpu_per_worker: float = Field(1.0, ge=0.1, description="CPUs per worker of a multi-worker trial (its torch threads)")
+    gpu_per_worker: float = Field(0.0, ge=0, description="GPUs per worker of a multi-worker trial (> 0: NCCL)")
+
+    @property
+    def trial_cpus(self) -> float:
+        """The CPUs one trial takes: its process, or its workers together."""
+        return self.workers * self.cpu_per_worker if self.workers > 1 else self.cpu
 
 
 class Budget(Strict):

@@ -73,6 +73,10 @@ class TrialContext:
     evaluate_test: bool = True
     #: the pipeline's task (:mod:`autokd.search.hparams.tasks`): ``classify`` or ``lm``
     task: str = "classify"
+    #: Ray Train workers per trial (the search's ``budget.resources.workers``); ≥ 2: see :func:`train_on_workers`
+    workers: int = 1
+    cpu_per_worker: float = 1.0
+    gpu_per_worker: float = 0.0
 
 
 def trial_spec(params: dict[str, Any], ctx: TrialContext):
@@ -124,8 +128,9 @@ def run_trial(params: dict[str, Any], ctx: TrialContext, reporter: Reporter) -> 
         # seconds spent in training epochs (restored epochs included), without start-up costs
         before = last["train_seconds"] if last else sum(r.get("seconds", 0.0) for r in replayed)
         metrics = {**rec, **task.epoch_metrics(rec), **test, **static,
-                   "teacher_calls": objective.teacher_calls, "resumed_from": len(replayed),
-                   "train_seconds": before + rec.get("seconds", 0.0)}
+                   "resumed_from": len(replayed), "train_seconds": before + rec.get("seconds", 0.0)}
+        if ctx.workers <= 1:  # the workers' own objectives count theirs, not this process's
+            metrics["teacher_calls"] = objective.teacher_calls
         metrics["epoch"] = int(rec["epoch"])
         last.clear()
         last.update(metrics)
@@ -133,14 +138,53 @@ def run_trial(params: dict[str, Any], ctx: TrialContext, reporter: Reporter) -> 
 
     try:
         # the distill stage's own checkpoint fingerprint: a trial and `dvc repro` of the same spec resume alike
-        train(model, data.train, data.val, spec.student.train, objective, device=device, amp=amp,
-              checkpoint_dir=ckpt_dir, run_fingerprint=parts.fingerprint, name="trial", on_epoch=on_epoch,
-              replay=replayed.append, progress=False)
+        if ctx.workers > 1:
+            train_on_workers(model, data, spec, objective, ctx, device=device, amp=amp, checkpoint_dir=ckpt_dir,
+                             run_fingerprint=parts.fingerprint, on_epoch=on_epoch, replay=replayed.append)
+        else:
+            train(model, data.train, data.val, spec.student.train, objective, device=device, amp=amp,
+                  checkpoint_dir=ckpt_dir, run_fingerprint=parts.fingerprint, name="trial", on_epoch=on_epoch,
+                  replay=replayed.append, progress=False)
     except NonFiniteLossError as exc:
         raise TrialFailed(str(exc), epoch=exc.epoch + 1, metrics=last or static) from None
     except ValueError as exc:  # a combination the method refuses on this data (cakd strong_k >= classes)
         raise TrialFailed(f"the trial failed: {exc}", epoch=int(last.get("epoch", 0)), metrics=last or static) from None
     return dict(last)
+
+
+# what the trial's own process holds of a multi-worker trial's CPUs, taken from each worker's share
+# (so the process and any one worker fit on a node of cpu_per_worker CPUs, and a trial reserves at
+# most workers × cpu_per_worker in all)
+DRIVER_CPU = 0.01
+
+
+def train_on_workers(model, data, spec, objective, ctx: TrialContext, *, device, amp, checkpoint_dir: Path,
+                     run_fingerprint: str, on_epoch, replay) -> None:
+    """A multi-worker trial: the ``distill`` stage's run on ``ctx.workers`` Ray Train workers
+    (:func:`~autokd.train.distributed.fit_on_workers`, the trainer the pipeline's stages use), one
+    epoch at a time. After each epoch this process restores the workers' checkpoint (the same
+    :func:`~autokd.train.train` call, no epoch left to run) and reports it, so the scheduler can stop
+    the trial between epochs and a retried trial resumes from the epoch's checkpoint. Each epoch
+    starts the worker group anew (a few seconds; the price of reporting from the trial's process)."""
+    from autokd.spec.pipeline import WorkerResources
+    from autokd.train.distributed import fit_on_workers
+    from autokd.train.trainer import train
+
+    cfg = spec.student.train
+    share = ctx.cpu_per_worker - DRIVER_CPU
+    runtime = spec.runtime.model_copy(update={
+        "workers": ctx.workers, "resources_per_worker": WorkerResources(cpu=share, gpu=ctx.gpu_per_worker)})
+    common = dict(device=device, amp=amp, checkpoint_dir=checkpoint_dir, run_fingerprint=run_fingerprint,
+                  name="trial", progress=False)
+    done = len(train(model, data.train, data.val, cfg, objective, until=0, replay=replay, **common).history)
+    for epoch in range(done, cfg.epochs):
+        fit_on_workers(model, data.train, data.val, cfg, objective, runtime=runtime, amp=amp,
+                       checkpoint_dir=checkpoint_dir, run_fingerprint=run_fingerprint, name="trial",
+                       progress=False, until=epoch + 1, threads=max(1, int(ctx.cpu_per_worker)))
+        result = train(model, data.train, data.val, cfg, objective, until=epoch + 1, **common)
+        if len(result.history) <= epoch:
+            return  # early stopping (train.patience): no epoch ran
+        on_epoch({**result.history[-1], "seconds": result.epoch_seconds[-1]}, epoch)
 
 
 def _record_node(ckpt_dir: Path, node: str) -> list[str]:
