@@ -5,29 +5,15 @@ from __future__ import annotations
 
 import torch
 
-from autokd.data.prepare import Split
-from autokd.models import build_model
 from autokd.spec.pipeline import TrainSpec
-from autokd.train import CrossEntropyObjective, seed_everything, train
+from autokd.train import CrossEntropyObjective, train
 from autokd.train.checkpoint import CKPT_NAME, load_checkpoint
 
-CPU = torch.device("cpu")
-
-
-def _data(n, seed):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 1, 8, 8, generator=g)
-    y = (x[:, 0, :4].sum((1, 2)) > 0).long() + 2 * (x[:, 0, 4:].sum((1, 2)) > 0).long()
-    return Split(x, y, torch.arange(n))
-
-
-def _model():
-    seed_everything(0)
-    return build_model("cnn", {"stem_width": 4, "depths": [1], "widths": [4]}, (1, 8, 8), 4)
+from test_trainer import CPU, _data, _model
 
 
 def _train(model, cfg, ckpt, **kw):
-    return train(model, _data(96, 0), _data(48, 1), cfg, CrossEntropyObjective(), device=CPU,
+    return train(model, _data(), _data(48, 1), cfg, CrossEntropyObjective(), device=CPU,
                  checkpoint_dir=ckpt, run_fingerprint="fp", progress=False, **kw)
 
 

@@ -19,6 +19,7 @@ A family's space declares its task (``cnn``, ``mlp``, ``resnet_s1``: ``classify`
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -41,7 +42,7 @@ class Target:
         return value if self.higher_is_better else -value
 
 
-class ArchTask:
+class ArchTask(ABC):
     """The task-specific half of an architecture search (see the module doc)."""
 
     name: str
@@ -62,11 +63,13 @@ class ArchTask:
     def validate(self, data: dict[str, Any], file: str | None, text: str | None, check_paths: bool = True):
         return self.pipeline_task().validate(data, file=file, text=text, root=Path.cwd(), check_paths=check_paths)
 
+    @abstractmethod
     def ensure(self, spec, layout, need_teacher: bool, progress: bool, check_same: Callable) -> list[str]:
-        raise NotImplementedError
+        """Make the prepared data (and the teacher when ``need_teacher``) exist; the stages run."""
 
+    @abstractmethod
     def load_data(self, layout):
-        raise NotImplementedError
+        """The prepared data the proxies score on."""
 
     def proxy_batch(self, data, split: str, size: int, seed: int) -> ProxyBatch:
         """A seeded sample of ``size`` rows of the split (all rows if fewer): samples and labels, or
