@@ -203,6 +203,9 @@ class RuntimeSpec(Strict):
     workers: int = Field(1, ge=0, description="data-parallel Ray Train workers per training stage (0 or 1: this "
                          "process, as before; N >= 2: N workers, each on its slice of every batch)")
     resources_per_worker: WorkerResources = Field(default_factory=WorkerResources)
+    strategy: Literal["ddp", "fsdp"] = Field(
+        "ddp", description="with workers >= 2: ddp = every worker holds the whole model; fsdp = parameters, "
+        "gradients and optimizer state sharded over the workers (FSDP2), the live teacher too")
 
     @model_validator(mode="after")
     def _one_precision_switch(self) -> "RuntimeSpec":
@@ -211,6 +214,12 @@ class RuntimeSpec(Strict):
                              "give precision only (amp is its older on/off form)")
         if self.device == "cpu" and "fp16" in (self.precision, self.teacher_precision):
             raise ValueError("fp16 needs CUDA (no loss scaler on a CPU): use bf16 or fp32 with runtime.device cpu")
+        if self.strategy == "fsdp" and self.workers < 2:
+            raise ValueError(f"runtime.strategy fsdp shards the model over workers, but runtime.workers is "
+                             f"{self.workers}: set workers >= 2, or strategy ddp")
+        if self.strategy == "fsdp" and "fp16" in (self.precision, self.teacher_precision):
+            raise ValueError("runtime.strategy fsdp with fp16: the loss scaler does not unscale sharded "
+                             "gradients here; use precision bf16")
         if self.workers > 1:
             gpu = self.resources_per_worker.gpu
             if self.device.startswith("cuda") and gpu == 0:
@@ -230,12 +239,14 @@ class RuntimeSpec(Strict):
                 del out["workers"]
             if out.get("resources_per_worker") == {"cpu": 1.0, "gpu": 0.0}:
                 del out["resources_per_worker"]
+            if out.get("strategy") == "ddp":
+                del out["strategy"]
         return out
 
 
 #: runtime keys that say where a run trains, not what it learns: left out of checkpoint fingerprints,
-#: so a run resumes on any number of workers
-PLACEMENT_KEYS = ("workers", "resources_per_worker")
+#: so a run resumes on any number of workers and either strategy (checkpoints hold full tensors)
+PLACEMENT_KEYS = ("workers", "resources_per_worker", "strategy")
 
 
 class PipelineSpec(Strict):

@@ -20,8 +20,7 @@ from autokd.utils.io import load_state_tensors, save_safetensors, state_tensors
 CKPT_NAME = "last.safetensors"
 
 
-def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    sd = opt.state_dict()
+def _flatten_optimizer(sd: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     tensors: dict[str, torch.Tensor] = {}
     plain_state: dict[str, dict[str, Any]] = {}
     for pid, state in sd["state"].items():
@@ -51,16 +50,19 @@ def save_checkpoint(
     meta: dict[str, Any],
     scaler: torch.amp.GradScaler | None = None,
     more: dict[str, torch.Tensor] | None = None,
+    state: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None,
 ) -> None:
     """Write model + optimizer + extra-module (+ grad-scaler) state and ``meta`` atomically to ``path``
-    (``more``: further tensors, e.g. every data-parallel worker's RNG state)."""
+    (``more``: further tensors, e.g. every data-parallel worker's RNG state; ``state``: the model's
+    tensors and the optimizer's state dict gathered already, from sharded workers)."""
+    model_tensors, opt_sd = state if state is not None else (state_tensors(model), optimizer.state_dict())
     tensors: dict[str, torch.Tensor] = {}
-    for k, v in state_tensors(model).items():  # tied aliases kept once
+    for k, v in model_tensors.items():  # tied aliases kept once
         tensors[f"model.{k}"] = v
     if extra is not None:
         for k, v in extra.state_dict().items():
             tensors[f"extra.{k}"] = v.detach().cpu().contiguous()
-    opt_tensors, opt_meta = _flatten_optimizer(optimizer)
+    opt_tensors, opt_meta = _flatten_optimizer(opt_sd)
     tensors.update(opt_tensors)
     tensors["rng.torch"] = torch.get_rng_state()
     if torch.cuda.is_available():
@@ -127,8 +129,9 @@ class BestWeights:
         self.path = path
         self._copy: dict[str, torch.Tensor] | None = None
 
-    def save(self, model: nn.Module) -> None:
-        tensors = {k: v.detach().cpu().clone() for k, v in state_tensors(model).items()}
+    def save(self, model: nn.Module, tensors: dict[str, torch.Tensor] | None = None) -> None:
+        """Keep ``model``'s weights (``tensors``: gathered already, from sharded workers)."""
+        tensors = {k: v.detach().cpu().clone() for k, v in (tensors or state_tensors(model)).items()}
         if self.path is None:
             self._copy = tensors
         else:

@@ -48,10 +48,62 @@ class Shard:
 
     rank: int
     world: int
+    strategy: str = "ddp"  # or "fsdp": parameters, gradients and optimizer state sharded (autokd.train.fsdp)
 
     @property
     def main(self) -> bool:
         return self.rank == 0
+
+    @property
+    def sharded(self) -> bool:
+        return self.strategy == "fsdp"
+
+    def wrap(self, model: nn.Module, objective: nn.Module, device: torch.device) -> None:
+        """fsdp: shard the model and the objective's live teacher over the workers (before the
+        optimizer is made); ddp: nothing (every worker holds the whole model)."""
+        if not self.sharded:
+            return
+        from autokd.train.fsdp import shard_model
+
+        shard_model(model, device, self.world)
+        teacher = getattr(objective, "teacher", None)
+        if isinstance(teacher, nn.Module):
+            shard_model(teacher, device, self.world, root_reshard=True)  # forward only: freed after each call
+
+    def full_state(self, model: nn.Module, optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        """fsdp: the gathered model and optimizer state for rank 0 to write (a collective); ddp: None
+        (rank 0 reads its own whole copies)."""
+        if not self.sharded:
+            return None
+        from autokd.train.fsdp import full_state
+
+        return full_state(model, optimizer, keep=self.main)
+
+    def local(self, tensors: dict[str, torch.Tensor], model: nn.Module, optimizer) -> dict[str, torch.Tensor]:
+        """A checkpoint's tensors as this worker loads them: its slices under fsdp, whole under ddp."""
+        if not self.sharded:
+            return tensors
+        from autokd.train.fsdp import local_state
+
+        return local_state(tensors, model, optimizer)
+
+    def clip(self, params: list[nn.Parameter], max_norm: float) -> None:
+        """Clip the global gradient's norm (every worker holds the same after :meth:`sum_grads`)."""
+        if self.sharded:
+            from autokd.train.fsdp import clip_grad_norm
+
+            clip_grad_norm(params, max_norm)
+        else:
+            torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+    @staticmethod
+    def first_row(batch):
+        """A batch's first row: what a worker with an empty slice runs at weight zero under fsdp,
+        whose forward and backward every worker must join."""
+        from autokd.data.batches import Batch
+
+        seg = None if batch.segments is None else batch.segments[:1]
+        return Batch(batch.x[:1], batch.y[:1], batch.idx[:1], batch.augmented, seg)
 
     def rows(self, n: int) -> slice:
         """This worker's contiguous rows of a batch of ``n`` (sizes differ by at most one)."""
@@ -82,7 +134,24 @@ class Shard:
 
         if len(split) == 0:
             return {}
-        loss, correct, count = self.sum_values(*split_sums(model, self.take_split(split), device))
+        mine = self.take_split(split)
+        if not self.sharded:
+            sums = split_sums(model, mine, device)
+        else:  # FSDP forwards are collectives: each worker runs as many passes as the one with most rows
+            from autokd.utils.chunks import rows_per_pass
+
+            per_pass = rows_per_pass(model, split.x, device, 512)
+            sums = split_sums(model, mine, device, per_pass)
+            most = Shard(0, self.world).rows(len(split)).stop  # rank 0's slice is the largest
+            idle = -(-most // per_pass) - -(-len(mine) // per_pass)
+            was = model.training
+            model.eval()
+            with torch.no_grad():
+                for _ in range(idle):
+                    model(split.x[:1].to(device),
+                          **({} if split.segments is None else {"segments": split.segments[:1].to(device)}))
+            model.train(was)
+        loss, correct, count = self.sum_values(*sums)
         return {"loss": loss / count, "accuracy": correct / count}
 
     def rng_states(self) -> dict[str, torch.Tensor]:
@@ -113,6 +182,12 @@ class Shard:
         """Sum every parameter's gradient over the workers (a missing gradient counts as zero)."""
         import torch.distributed as dist
 
+        if self.sharded:  # FSDP has reduced the sharded ones in backward: the replicated rest (adapters)
+            from autokd.train.fsdp import is_sharded
+
+            params = [p for p in params if not is_sharded(p)]
+            if not params:
+                return
         for p in params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
@@ -138,6 +213,29 @@ class Shard:
 FAILURE_PREFIX = "worker_failure."  # + rank + .json, beside the checkpoint: why a worker stopped
 
 
+MEMORY_NAME = "workers.json"  # beside the checkpoint: each worker's peak memory and parameter bytes
+
+
+def _write_memory(shard: Shard, model: nn.Module, checkpoint_dir: Path) -> None:
+    """Every worker's peak resident memory (``ru_maxrss``, the whole process: Python, torch, Ray,
+    its data) and the bytes of the parameters it holds (its shards under fsdp), gathered and written
+    by rank 0 as :data:`MEMORY_NAME` (what ``benchmarks/fsdp_memory.py`` reads)."""
+    import resource
+
+    import torch.distributed as dist
+
+    from autokd.utils.io import atomic_write_json
+
+    local = [(p.to_local() if hasattr(p, "to_local") else p) for p in model.parameters()]
+    mine = {"rank": shard.rank, "strategy": shard.strategy,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "param_mib": sum(t.numel() * t.element_size() for t in local) / 2**20}
+    gathered: list[Any] = [None] * shard.world
+    dist.all_gather_object(gathered, mine)
+    if shard.main:
+        atomic_write_json(checkpoint_dir / MEMORY_NAME, gathered)
+
+
 def _worker_loop(config: dict[str, Any]) -> None:
     """One Ray Train worker: the trainer on this worker's shard (rank 0 writes the checkpoints)."""
     import ray.train
@@ -147,7 +245,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
     from autokd.train.device import seed_everything
 
     ctx = ray.train.get_context()
-    shard = Shard(ctx.get_world_rank(), ctx.get_world_size())
+    shard = Shard(ctx.get_world_rank(), ctx.get_world_size(), config["strategy"])
     torch.set_num_threads(config["threads"])
     device = ray.train.torch.get_device()
     seed_everything(config["seed"] * 1009 + shard.rank)  # this worker's dropout draws (a checkpoint's RNG wins)
@@ -156,6 +254,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
               device=device, amp=config["amp"], checkpoint_dir=config["checkpoint_dir"],
               run_fingerprint=config["fingerprint"], name=config["name"], progress=config["progress"] and shard.main,
               validate=config["validate"], shard=shard, until=config["until"])
+        _write_memory(shard, config["model"], Path(config["checkpoint_dir"]))
     except BaseException as exc:  # noqa: BLE001  one line and the record, not a worker traceback
         from autokd.train.trainer import NonFiniteLossError
         from autokd.utils.io import atomic_write_json
@@ -203,7 +302,8 @@ def fit_on_workers(model: nn.Module, train_split, val_split, cfg, objective: nn.
     config = {"model": model.cpu(), "objective": objective.cpu(), "train_split": train_split, "val_split": val_split,
               "cfg": cfg, "amp": amp, "checkpoint_dir": str(Path(checkpoint_dir).resolve()),
               "fingerprint": run_fingerprint, "name": name, "progress": progress, "validate": validate,
-              "threads": threads or max(1, int(res.cpu)), "seed": cfg.seed, "until": until}
+              "threads": threads or max(1, int(res.cpu)), "seed": cfg.seed, "until": until,
+              "strategy": getattr(runtime, "strategy", "ddp")}
     resources = {"CPU": res.cpu, **({"GPU": res.gpu} if use_gpu else {})}
     Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
     for old in Path(checkpoint_dir).glob(f"{FAILURE_PREFIX}*.json"):

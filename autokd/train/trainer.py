@@ -131,6 +131,19 @@ def _sums(shard, sum_loss: float, seen: int, correct) -> tuple[float, int, int]:
     return loss, int(round(n)), int(round(c))
 
 
+def _gathered(shard, model: nn.Module, optimizer) -> tuple[dict, dict] | None:
+    """Sharded workers' full model and optimizer state (a collective) for rank 0 to write; else None."""
+    return shard.full_state(model, optimizer) if shard is not None else None
+
+
+def _clip(shard, params: list[nn.Parameter], max_norm: float) -> None:
+    """Clip the gradient norm (over every worker's shards under fsdp)."""
+    if shard is not None:
+        shard.clip(params, max_norm)
+    else:
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+
 def best_epoch(history: list[dict[str, float]]) -> int | None:
     """Index of the epoch with the lowest validation loss (the first of equals); None without one."""
     losses = [(rec["val_loss"], i) for i, rec in enumerate(history)
@@ -184,6 +197,8 @@ def train(
     start_time = time.perf_counter()
     model.to(device)
     objective.to(device)
+    if shard is not None:
+        shard.wrap(model, objective, device)  # fsdp: the parameters sharded before the optimizer sees them
     optimizer = make_optimizer(cfg, list(model.parameters()) + list(objective.parameters()))
     # clip what the optimizer updates: the model's parameters and the objective's (adapters)
     clipped = [p for group in optimizer.param_groups for p in group["params"]]
@@ -204,6 +219,8 @@ def train(
             print(f"[{name}] checkpoint {ckpt_path} is unreadable ({exc}); starting fresh", flush=True)
             tensors, meta = {}, {}
         if meta and meta.get("fingerprint") == run_fingerprint:
+            if shard is not None:
+                tensors = shard.local(tensors, model, optimizer)  # fsdp: this worker's slices
             restore(tensors, meta, model, optimizer, objective, scaler)
             if shard is not None:
                 shard.restore_rng(tensors, meta)  # each worker its own generator, not rank 0's
@@ -259,8 +276,12 @@ def train(
                 total = sum(loss_count(b.y) for b in group)  # the step's loss tokens (samples for a classifier)
                 micro = [(shard.take(b) if shard is not None else b).to(device) for b in group]
                 optimizer.zero_grad(set_to_none=True)
-                for batch in micro:
+                for batch, whole in zip(micro, group):
                     if shard is not None and batch.x.shape[0] == 0:  # fewer rows than workers: nothing here
+                        if shard.sharded:  # but FSDP's forward and backward are collectives: join at weight 0
+                            with autocast(device, amp):
+                                idle = objective(model, shard.first_row(whole).to(device))[0]
+                            (idle * 0.0).backward()
                         step += 1
                         bar.step()
                         continue
@@ -284,12 +305,12 @@ def train(
                 if scaler is not None:
                     if cfg.grad_clip:
                         scaler.unscale_(optimizer)
-                        torch.nn.utils.clip_grad_norm_(clipped, cfg.grad_clip)
+                        _clip(shard, clipped, cfg.grad_clip)
                     scaler.step(optimizer)
                     scaler.update()
                 else:
                     if cfg.grad_clip:
-                        torch.nn.utils.clip_grad_norm_(clipped, cfg.grad_clip)
+                        _clip(shard, clipped, cfg.grad_clip)
                     optimizer.step()
                 done = epoch * steps_per_epoch + gi + 1
                 if ckpt_path is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0 \
@@ -298,11 +319,12 @@ def train(
                     here = {"epoch": epoch, "groups": gi + 1, "step": step, "sum_loss": g_loss, "seen": g_seen,
                             "sum_correct": g_correct, "objective_step": getattr(objective, "step", None)}
                     rngs, workers = _worker_rngs(shard)
+                    state = _gathered(shard, model, optimizer)
                     if main:
                         save_checkpoint(ckpt_path, model, optimizer, objective,
                                         {"epoch": epoch - 1, "history": history, "epoch_seconds": epoch_seconds,
                                          "fingerprint": run_fingerprint, "name": name, "mid": here, **workers},
-                                        scaler, rngs)
+                                        scaler, rngs, state)
             sum_loss, seen, correct = _sums(shard, sum_loss, seen, sum_correct)  # over every worker
             rec = {
                 "epoch": epoch + 1,
@@ -318,8 +340,10 @@ def train(
             rec.update({f"val_{k}": v for k, v in val.items()})
             history.append(rec)
             epoch_seconds.append(time.perf_counter() - t0)
-            if cfg.keep == "best" and best_epoch(history) == len(history) - 1 and main:
-                best.save(model)  # before the checkpoint: a resumed run finds the best weights of its history
+            keep_now = cfg.keep == "best" and best_epoch(history) == len(history) - 1
+            state = _gathered(shard, model, optimizer) if keep_now or ckpt_path is not None else None
+            if keep_now and main:  # before the checkpoint: a resumed run finds the best weights of its history
+                best.save(model, None if state is None else state[0])
             if ckpt_path is not None:
                 rngs, workers = _worker_rngs(shard)
                 if main:
@@ -327,7 +351,7 @@ def train(
                         ckpt_path, model, optimizer, objective,
                         {"epoch": epoch, "history": history, "epoch_seconds": epoch_seconds,
                          "fingerprint": run_fingerprint, "name": name, **workers},
-                        scaler, rngs,
+                        scaler, rngs, state,
                     )
             timed = {**rec, "seconds": epoch_seconds[-1]}
             bar.epoch(timed)

@@ -105,8 +105,10 @@ def load_state_tensors(module: Any, tensors: dict[str, Any]) -> None:
     """Load :func:`state_tensors` output: keys missing from ``tensors`` must be tied aliases of
     keys present (they share the loaded tensor); anything else missing or unexpected is an error."""
     missing, unexpected = module.load_state_dict(tensors, strict=False)
-    state = module.state_dict()
-    present = {state[k].untyped_storage().data_ptr() for k in tensors if k in state}
-    untied = [k for k in missing if state[k].untyped_storage().data_ptr() not in present]
+    untied: list[str] = []
+    if missing:
+        state = module.state_dict()
+        present = {state[k].untyped_storage().data_ptr() for k in tensors if k in state}
+        untied = [k for k in missing if state[k].untyped_storage().data_ptr() not in present]
     if unexpected or untied:
         raise RuntimeError(f"state does not fit the model: missing {untied}, unexpected {list(unexpected)}")

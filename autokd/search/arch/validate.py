@@ -142,8 +142,8 @@ def validate_ranking(result: SearchResult, ctx: SearchContext, n: int, out_dir: 
     chosen = select_for_validation(params, n, budget, cfg.band, cfg.band_share)
     partial_path = out_dir / PARTIAL
     done: dict[str, Any] = json.loads(partial_path.read_text()) if partial_path.exists() else {}
-    inputs = ctx.task.search_task().ensure_inputs(ctx.pipeline, ctx.layout.root, ctx.pipeline_file,
-                                                  log=print if progress else (lambda _m: None))
+    inputs = ctx.task.search_task().shared_inputs(ctx.pipeline, ctx.layout.root, ctx.pipeline_file,
+                                                 log=print if progress else (lambda _m: None))
     t0 = time.perf_counter()
     rows = []
     for j, i in enumerate(chosen):

@@ -45,7 +45,7 @@ def prepare_context(loaded, log=print, evaluate_test: bool = True):
     # a relative data.path is relative to the working directory, as for `autokd validate` and `run`
     pipeline = task.validate(apply_overrides(loaded.base, spec.fixed), file=str(loaded.pipeline_file),
                              root=Path.cwd())
-    inputs = task.ensure_inputs(pipeline, loaded.root, str(loaded.pipeline_file), log=log)
+    inputs = task.shared_inputs(pipeline, loaded.root, str(loaded.pipeline_file), log=log)
     res = spec.budget.resources
     if pipeline.runtime.workers > 1 and res.workers <= 1:
         log(f"[search] runtime.workers: {pipeline.runtime.workers} applies to the pipeline's stages; each search "
@@ -55,7 +55,7 @@ def prepare_context(loaded, log=print, evaluate_test: bool = True):
                        root=str(loaded.root), space=space, objectives=dict(spec.objectives),
                        cpus=spec.budget.resources.cpu, inputs=inputs, evaluate_test=evaluate_test,
                        task=loaded.task, workers=res.workers, cpu_per_worker=res.cpu_per_worker,
-                       gpu_per_worker=res.gpu_per_worker)
+                       gpu_per_worker=res.gpu_per_worker, strategy=res.strategy)
     return ctx
 
 

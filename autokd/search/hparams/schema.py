@@ -125,6 +125,15 @@ class Resources(Strict):
     workers: PositiveInt = Field(1, description="Ray Train workers per trial (1: the trial trains in its own process)")
     cpu_per_worker: float = Field(1.0, ge=0.1, description="CPUs per worker of a multi-worker trial (its torch threads)")
     gpu_per_worker: float = Field(0.0, ge=0, description="GPUs per worker of a multi-worker trial (> 0: NCCL)")
+    strategy: Literal["ddp", "fsdp"] = Field("ddp", description="a multi-worker trial's data parallelism: ddp "
+                                             "(whole copies) or fsdp (sharded; runtime.strategy)")
+
+    @model_validator(mode="after")
+    def _fsdp_needs_workers(self) -> "Resources":
+        if self.strategy == "fsdp" and self.workers < 2:
+            raise ValueError(f"budget.resources.strategy fsdp shards a trial over workers, but workers is "
+                             f"{self.workers}: set workers >= 2, or strategy ddp")
+        return self
 
     @property
     def trial_cpus(self) -> float:

@@ -73,6 +73,17 @@ class SearchTask(ABC):
         """Make the prepared data and the teacher's outputs under ``root`` once; return
         :class:`~autokd.search.hparams.inputs.Inputs`."""
 
+    def shared_inputs(self, spec, root: Path, pipeline_file: str | None, log: Callable[[str], None]):
+        """:meth:`ensure_inputs` under a lock on ``root``: searches started at once on a fresh project
+        (processes sharing one Optuna study) make the data and the teacher once, the others wait and
+        read them, instead of training the teacher side by side into the same files."""
+        from filelock import FileLock
+
+        lock = Path(root) / "checkpoints" / ".search-inputs.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(lock)):
+            return self.ensure_inputs(spec, root, pipeline_file, log)
+
     @abstractmethod
     def build(self, spec, root: Path, inputs, device: torch.device) -> TrialParts:
         """The student and objective exactly as the pipeline's ``distill`` stage builds them."""

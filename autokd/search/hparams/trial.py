@@ -77,6 +77,7 @@ class TrialContext:
     workers: int = 1
     cpu_per_worker: float = 1.0
     gpu_per_worker: float = 0.0
+    strategy: str = "ddp"  # a multi-worker trial's: ddp or fsdp (budget.resources.strategy)
 
 
 def trial_spec(params: dict[str, Any], ctx: TrialContext):
@@ -173,7 +174,8 @@ def train_on_workers(model, data, spec, objective, ctx: TrialContext, *, device,
     cfg = spec.student.train
     share = ctx.cpu_per_worker - DRIVER_CPU
     runtime = spec.runtime.model_copy(update={
-        "workers": ctx.workers, "resources_per_worker": WorkerResources(cpu=share, gpu=ctx.gpu_per_worker)})
+        "workers": ctx.workers, "resources_per_worker": WorkerResources(cpu=share, gpu=ctx.gpu_per_worker),
+        "strategy": ctx.strategy})
     common = dict(device=device, amp=amp, checkpoint_dir=checkpoint_dir, run_fingerprint=run_fingerprint,
                   name="trial", progress=False)
     done = len(train(model, data.train, data.val, cfg, objective, until=0, replay=replay, **common).history)
