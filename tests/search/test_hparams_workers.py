@@ -27,6 +27,12 @@ def test_worker_resources_of_a_trial(tmp_path):
     with pytest.raises(SpecError) as err:
         load_search_spec(write_search(tmp_path, bad), base_dir=tmp_path)
     assert "budget.resources.cpu_per_worker" in str(err.value) and "0.1" in str(err.value)
+    sharded = tiny_search(pipeline, tmp_path, budget={"resources": {"workers": 2, "strategy": "fsdp"}})
+    assert load_search_spec(write_search(tmp_path, sharded), base_dir=tmp_path).spec.budget.resources.strategy == "fsdp"
+    alone = tiny_search(pipeline, tmp_path, budget={"resources": {"strategy": "fsdp"}})
+    with pytest.raises(SpecError) as err:
+        load_search_spec(write_search(tmp_path, alone), base_dir=tmp_path)
+    assert "budget.resources" in str(err.value) and "workers is 1" in str(err.value)
 
 
 @pytest.mark.slow
