@@ -156,7 +156,9 @@ def test_classifier_stages_on_two_ray_workers(tmp_path, tiny_spec_text):
     """``runtime.workers: 2``: teacher, labels-only baseline and distilled student (its cached
     teacher logits read by each worker's row indices) trained on 2 Ray Train workers agree with
     the one-process stages to float32 rounding (MLPs: no BatchNorm, whose statistics are per
-    worker); history, manifest and DVCLive logs are written as in one process."""
+    worker); history, manifest and DVCLive logs are written as in one process. The workers keep
+    their checkpoints in folders of their own and exchange them through ``runtime.storage`` (a
+    ``file://`` URI: what a node without the shared filesystem does); the driver gets them back."""
     import yaml
 
     from autokd.models.artifact import load_model
@@ -164,10 +166,13 @@ def test_classifier_stages_on_two_ray_workers(tmp_path, tiny_spec_text):
 
     base = yaml.safe_load(tiny_spec_text)
     base["teacher"]["model"] = {"name": "mlp", "params": {"hidden": [32]}}
+    store = tmp_path / "store"
     roots = {}
     for workers in (1, 2):
         doc = copy.deepcopy(base)
         doc["runtime"].update(workers=workers)
+        if workers == 2:
+            doc["runtime"]["storage"] = f"file://{store}"
         path = tmp_path / f"w{workers}.yaml"
         path.write_text(yaml.safe_dump(doc))
         task, _ = load_task_spec(path)
@@ -184,6 +189,14 @@ def test_classifier_stages_on_two_ray_workers(tmp_path, tiny_spec_text):
         assert [r["epoch"] for r in h1] == [r["epoch"] for r in h2]
         assert [r["train_loss"] for r in h2] == pytest.approx([r["train_loss"] for r in h1], rel=1e-5)
         assert (roots[2] / "dvclive" / role).is_dir()
+    # each stage's run went through the storage: the final checkpoint and the workers' memory record
+    runs = sorted(p.name for p in store.iterdir())
+    assert [r.split("-")[0] for r in runs] == ["baseline", "student", "teacher"], runs
+    for run in runs:
+        role = run.split("-")[0]
+        kept = store / run / "last.safetensors"
+        assert kept.read_bytes() == (roots[2] / "checkpoints" / role / "last.safetensors").read_bytes()
+        assert json.loads((store / run / "workers.json").read_text())[1]["rank"] == 1
 
 
 

@@ -206,6 +206,10 @@ class RuntimeSpec(Strict):
     strategy: Literal["ddp", "fsdp"] = Field(
         "ddp", description="with workers >= 2: ddp = every worker holds the whole model; fsdp = parameters, "
         "gradients and optimizer state sharded over the workers (FSDP2), the live teacher too")
+    storage: str | None = Field(
+        None, description="with workers >= 2 on nodes that share no filesystem: a folder every node sees, or a "
+        "pyarrow filesystem URI (s3://bucket/prefix, gs://..., file:///...), through which the workers' "
+        "checkpoints travel (autokd.train.storage); None: the stage's checkpoint folder, seen by every node")
 
     @model_validator(mode="after")
     def _one_precision_switch(self) -> "RuntimeSpec":
@@ -241,12 +245,14 @@ class RuntimeSpec(Strict):
                 del out["resources_per_worker"]
             if out.get("strategy") == "ddp":
                 del out["strategy"]
+            if "storage" in out and out["storage"] is None:
+                del out["storage"]
         return out
 
 
 #: runtime keys that say where a run trains, not what it learns: left out of checkpoint fingerprints,
 #: so a run resumes on any number of workers and either strategy (checkpoints hold full tensors)
-PLACEMENT_KEYS = ("workers", "resources_per_worker", "strategy")
+PLACEMENT_KEYS = ("workers", "resources_per_worker", "strategy", "storage")
 
 
 class PipelineSpec(Strict):

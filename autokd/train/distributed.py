@@ -249,12 +249,29 @@ def _worker_loop(config: dict[str, Any]) -> None:
     torch.set_num_threads(config["threads"])
     device = ray.train.torch.get_device()
     seed_everything(config["seed"] * 1009 + shard.rank)  # this worker's dropout draws (a checkpoint's RNG wins)
+    folder, store, on_epoch = Path(config["checkpoint_dir"]), None, None
     try:
+        if config["storage"]:  # no shared filesystem: a folder on this node, the files through the storage
+            from autokd.train.storage import RunStorage
+
+            store = RunStorage(config["storage"], config["run"])
+            folder = Path(tempfile.mkdtemp(prefix=f"autokd-{config['name']}-rank{shard.rank}-"))
+            store.download(folder, ["last.safetensors", "best.safetensors"])
+            if shard.main:
+                def upload_epoch(_rec, _epoch):  # after each epoch's checkpoint
+                    store.upload(folder, ["last.safetensors", "best.safetensors"])
+                on_epoch = upload_epoch
         train(config["model"], config["train_split"], config["val_split"], config["cfg"], config["objective"],
-              device=device, amp=config["amp"], checkpoint_dir=config["checkpoint_dir"],
-              run_fingerprint=config["fingerprint"], name=config["name"], progress=config["progress"] and shard.main,
-              validate=config["validate"], shard=shard, until=config["until"])
-        _write_memory(shard, config["model"], Path(config["checkpoint_dir"]))
+              device=device, amp=config["amp"], checkpoint_dir=folder, run_fingerprint=config["fingerprint"],
+              name=config["name"], progress=config["progress"] and shard.main, validate=config["validate"],
+              shard=shard, until=config["until"], on_epoch=on_epoch)
+        _write_memory(shard, config["model"], folder)
+        if store is not None:
+            if shard.main:
+                store.upload(folder, ["workers.json"])
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)
     except BaseException as exc:  # noqa: BLE001  one line and the record, not a worker traceback
         from autokd.train.trainer import NonFiniteLossError
         from autokd.utils.io import atomic_write_json
@@ -262,7 +279,10 @@ def _worker_loop(config: dict[str, Any]) -> None:
         record = {"rank": shard.rank, "type": type(exc).__name__, "message": str(exc).strip()[:2000]}
         if isinstance(exc, NonFiniteLossError):
             record["non_finite"] = {"epoch": exc.epoch, "step": exc.step, "value": str(exc.value), "parts": exc.parts}
-        atomic_write_json(Path(config["checkpoint_dir"]) / f"{FAILURE_PREFIX}{shard.rank}.json", record)
+        failure = f"{FAILURE_PREFIX}{shard.rank}.json"
+        atomic_write_json(folder / failure, record)
+        if store is not None:
+            store.upload(folder, [failure])
         print(f"[{config['name']}] worker {shard.rank} stopped: {record['type']}: "
               f"{record['message'].splitlines()[0] if record['message'] else ''}", flush=True)
         os._exit(1)
@@ -303,11 +323,19 @@ def fit_on_workers(model: nn.Module, train_split, val_split, cfg, objective: nn.
               "cfg": cfg, "amp": amp, "checkpoint_dir": str(Path(checkpoint_dir).resolve()),
               "fingerprint": run_fingerprint, "name": name, "progress": progress, "validate": validate,
               "threads": threads or max(1, int(res.cpu)), "seed": cfg.seed, "until": until,
-              "strategy": getattr(runtime, "strategy", "ddp")}
+              "strategy": getattr(runtime, "strategy", "ddp"), "storage": getattr(runtime, "storage", None),
+              "run": f"{name}-{run_fingerprint}"}
     resources = {"CPU": res.cpu, **({"GPU": res.gpu} if use_gpu else {})}
     Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
     for old in Path(checkpoint_dir).glob(f"{FAILURE_PREFIX}*.json"):
         old.unlink()
+    store = None
+    if config["storage"]:  # the workers' checkpoints travel through runtime.storage (autokd.train.storage)
+        from autokd.train.storage import RunStorage
+
+        store = RunStorage(config["storage"], config["run"])
+        store.clear_failures()
+        store.upload(Path(checkpoint_dir), ["last.safetensors", "best.safetensors"], missing_only=True)
     with tempfile.TemporaryDirectory(prefix="autokd-train-") as storage:
         trainer = TorchTrainer(
             _worker_loop, train_loop_config=config,
@@ -318,7 +346,11 @@ def fit_on_workers(model: nn.Module, train_split, val_split, cfg, objective: nn.
         try:
             trainer.fit()
         except Exception:  # ray.train.TrainingFailedError and its kin: say what, keep the checkpoint
+            if store is not None:
+                store.download(Path(checkpoint_dir))
             raise_worker_failure(Path(checkpoint_dir), name, runtime.workers)
+        if store is not None:
+            store.download(Path(checkpoint_dir))
 
 
 def raise_worker_failure(checkpoint_dir: Path, name: str, workers: int) -> NoReturn:

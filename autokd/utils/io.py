@@ -55,6 +55,11 @@ def atomic_write_text(target: str | Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def atomic_write_bytes(target: str | Path, data: bytes) -> None:
+    with atomic_path(target, fsync=False) as tmp:
+        tmp.write_bytes(data)
+
+
 def atomic_write_json(target: str | Path, data: Any) -> None:
     atomic_write_text(target, json.dumps(data, indent=2, sort_keys=False) + "\n")
 

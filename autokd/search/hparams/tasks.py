@@ -77,11 +77,9 @@ class SearchTask(ABC):
         """:meth:`ensure_inputs` under a lock on ``root``: searches started at once on a fresh project
         (processes sharing one Optuna study) make the data and the teacher once, the others wait and
         read them, instead of training the teacher side by side into the same files."""
-        from filelock import FileLock
+        from autokd.utils.io import exclusive_lock
 
-        lock = Path(root) / "checkpoints" / ".search-inputs.lock"
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(lock)):
+        with exclusive_lock(Path(root) / "checkpoints" / ".search-inputs.lock"):
             return self.ensure_inputs(spec, root, pipeline_file, log)
 
     @abstractmethod
