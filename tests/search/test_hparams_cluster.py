@@ -99,7 +99,10 @@ def test_search_of_two_worker_trials_on_two_nodes(tmp_path):
     cluster.wait_for_nodes()
     try:
         start_ray(address=cluster.address)
-        write_pipeline(tmp_path, **{"student.train.epochs": 2})  # each epoch starts a worker group: 2 suffice
+        # each epoch starts a worker group: 2 suffice; the workers (on either node) keep their checkpoints
+        # in folders of their own and exchange them through runtime.storage
+        store = tmp_path / "store"
+        write_pipeline(tmp_path, **{"student.train.epochs": 2, "runtime.storage": f"file://{store}"})
         doc = tiny_search(tmp_path / "tiny.yaml", tmp_path, name="workers", scheduler={"type": "fifo"},
                           budget={"trials": 2, "resources": {"workers": 2, "cpu_per_worker": 1}})
         outcome = run_search(write_search(tmp_path, doc), address=cluster.address, out_dir=tmp_path / "out",
@@ -109,6 +112,8 @@ def test_search_of_two_worker_trials_on_two_nodes(tmp_path):
         assert all(r.status == "completed" and r.epochs == 2 for r in outcome.records), \
             [(r.trial, r.status, r.reason) for r in outcome.records]
         assert all(0.0 <= r.final["val_accuracy"] <= 1.0 for r in outcome.records)
+        runs = [p for p in store.iterdir() if p.name.startswith("trial-")]
+        assert len(runs) == 2 and all((p / "last.safetensors").is_file() for p in runs), list(store.iterdir())
         # too big a trial for the cluster is refused before anything runs
         big = tiny_search(tmp_path / "tiny.yaml", tmp_path, name="big",
                           budget={"trials": 1, "resources": {"workers": 3, "cpu_per_worker": 1}})
