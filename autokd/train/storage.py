@@ -42,12 +42,11 @@ class RunStorage:
         self.uri, self.root = uri, f"{base.rstrip('/')}/{run}"
         self.fs.create_dir(self.root, recursive=True)
 
-    def _names(self, glob: str | None) -> list[str]:
-        from pyarrow import fs as pafs
-
-        if glob is None:
-            return list(RUN_FILES)
+    def _names(self, glob: str) -> list[str]:
+        """The names of the run's stored files that match ``glob``."""
         import fnmatch
+
+        from pyarrow import fs as pafs
 
         infos = self.fs.get_file_info(pafs.FileSelector(self.root, allow_not_found=True))
         return [Path(i.path).name for i in infos if i.type == pafs.FileType.File and fnmatch.fnmatch(Path(i.path).name, glob)]
@@ -81,7 +80,7 @@ class RunStorage:
 
         from autokd.utils.io import atomic_write_bytes
 
-        names = names if names is not None else self._names(None) + self._names(FAILURE_GLOB)
+        names = names if names is not None else list(RUN_FILES) + self._names(FAILURE_GLOB)
         folder.mkdir(parents=True, exist_ok=True)
         got = []
         for name in names:
